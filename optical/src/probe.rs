@@ -1,0 +1,175 @@
+//! What drive is this and what disc is in it: for drive discovery.
+//!
+//! [`probe`] asks INQUIRY and GET CONFIGURATION for the drive's identity and
+//! capabilities (which profiles it can write decides Burner vs Source), then
+//! reads the disc's type, state and sizes into the model's
+//! [`OpticalMedia`]. An empty drive is not an error: `media` is None.
+
+use copyunit_model::{DriveRole, OpticalMedia};
+
+use crate::error::{Error, Result};
+use crate::mmc::{BLOCK, CapacityKind, Configuration, DiscStatus, Inquiry, Media, Mmc, TrackRef};
+use crate::sense::Condition;
+use crate::transport::Transport;
+
+/// What the drive can read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    pub read_dvd: bool,
+    pub read_bd: bool,
+    pub write_cd: bool,
+    pub write_dvd: bool,
+    pub write_bd: bool,
+    /// CD Session At Once.
+    pub sao: bool,
+}
+
+impl Capabilities {
+    pub fn from_config(cfg: &Configuration) -> Capabilities {
+        let has = |ms: &[Media]| ms.iter().any(|m| cfg.supports_profile(*m));
+        Capabilities {
+            read_dvd: has(&[Media::DvdRom, Media::DvdR, Media::DvdPlusR, Media::DvdRam]),
+            read_bd: has(&[Media::BdRom, Media::BdR, Media::BdRe]),
+            write_cd: has(&[Media::CdR, Media::CdRw]),
+            write_dvd: has(&[
+                Media::DvdR,
+                Media::DvdRwSequential,
+                Media::DvdRwRestricted,
+                Media::DvdRam,
+                Media::DvdPlusR,
+                Media::DvdPlusRw,
+            ]),
+            write_bd: has(&[Media::BdR, Media::BdRe]),
+            sao: cfg.can_sao(),
+        }
+    }
+
+    pub fn can_write(&self) -> bool {
+        self.write_cd || self.write_dvd || self.write_bd
+    }
+
+    /// Burner if it can write anything, else the source disc drive.
+    pub fn role(&self) -> DriveRole {
+        if self.can_write() {
+            DriveRole::Burner
+        } else {
+            DriveRole::Source
+        }
+    }
+}
+
+/// Everything discovery needs about an optical drive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveInfo {
+    pub inquiry: Inquiry,
+    pub capabilities: Capabilities,
+    pub role: DriveRole,
+    /// The disc, if one is in and readable enough to be identified.
+    pub media: Option<OpticalMedia>,
+    /// Bytes a rip would read (READ CAPACITY), 0 when nothing is recorded.
+    pub readable_bytes: u64,
+    /// The drive is spinning up or busy: probe again shortly.
+    pub not_ready: bool,
+}
+
+/// Probe a drive and its disc.
+pub fn probe(t: &mut dyn Transport) -> Result<DriveInfo> {
+    let mut mmc = Mmc::new(t);
+    let inquiry = mmc.inquiry()?;
+    let mut cfg = mmc.get_configuration()?;
+    let capabilities = Capabilities::from_config(&cfg);
+    let mut info = DriveInfo {
+        inquiry,
+        capabilities,
+        role: capabilities.role(),
+        media: None,
+        readable_bytes: 0,
+        not_ready: false,
+    };
+    // Consume unit attentions (medium changed, reset) left by a new disc.
+    let mut ready = false;
+    for _ in 0..4 {
+        match mmc.test_unit_ready() {
+            Ok(()) => {
+                ready = true;
+                break;
+            }
+            Err(e) => match e.condition() {
+                Some(Condition::MediumChanged | Condition::Reset | Condition::RemovalRequested) => {
+                }
+                Some(Condition::NoMedium { .. }) => return Ok(info),
+                Some(c) if c.is_retryable() => {
+                    info.not_ready = true;
+                    return Ok(info);
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    if !ready {
+        info.not_ready = true;
+        return Ok(info);
+    }
+    // The profile may have changed with the disc.
+    cfg = mmc.get_configuration()?;
+    let media = cfg.media();
+    if media == Media::None {
+        return Ok(info);
+    }
+    let (m, readable) = describe_media(&mut mmc, media)?;
+    info.media = Some(m);
+    info.readable_bytes = readable;
+    Ok(info)
+}
+
+fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)> {
+    let block = BLOCK as u64;
+    let readable = match mmc.read_capacity() {
+        Ok(c) if c.last_lba > 0 => c.bytes(),
+        Ok(_) => 0,
+        Err(e) if matches!(e, Error::Drive { .. }) => 0,
+        Err(e) => return Err(e),
+    };
+    let disc = mmc.read_disc_information().ok();
+    let erasable = disc.is_some_and(|d| d.erasable);
+    let mut out = OpticalMedia {
+        media_type: media.name(),
+        status: String::new(),
+        erasable,
+        capacity_bytes: readable,
+        free_bytes: 0,
+    };
+    if media.is_overwrite() {
+        let caps = mmc.read_format_capacities()?;
+        let mut formatted = caps.current_kind == CapacityKind::Formatted;
+        if media == Media::DvdPlusRw {
+            formatted = disc.is_some_and(|d| d.bg_format != 0);
+        }
+        out.status = if formatted {
+            "formatted"
+        } else {
+            "unformatted"
+        }
+        .into();
+        out.erasable = true;
+        out.capacity_bytes = u64::from(caps.current_blocks) * block;
+        // Everything can be overwritten.
+        out.free_bytes = out.capacity_bytes;
+        return Ok((out, readable));
+    }
+    let status = disc.map_or(DiscStatus::Complete, |d| d.status);
+    out.status = match status {
+        DiscStatus::Blank => "blank",
+        DiscStatus::Appendable => "appendable",
+        DiscStatus::Complete | DiscStatus::Other => "complete",
+    }
+    .into();
+    if !media.is_read_only() && status != DiscStatus::Complete {
+        if let Ok(t) = mmc.read_track_information(TrackRef::Invisible) {
+            let nwa = u64::from(t.next_writable.unwrap_or(t.start));
+            out.free_bytes = u64::from(t.free_blocks) * block;
+            out.capacity_bytes = (nwa + u64::from(t.free_blocks)) * block;
+        }
+    }
+    Ok((out, readable))
+}
