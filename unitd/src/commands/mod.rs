@@ -1,0 +1,384 @@
+//! Exec commands: `ssh admin@unit CMD [ARGS]` without a pty.
+//!
+//! Each command parses its argv (clap), asks the unit, and renders the answer
+//! as text or, with `--json`, as JSON with the field names of
+//! `copyunit_model` (documented in the README). Exit status: 0 success,
+//! 1 the unit could not do it, 2 bad usage (usage on stderr).
+
+mod render;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use copyunit_model::EventKind;
+use serde::Serialize;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::store::ImageName;
+use crate::unit::Unit;
+
+pub const EXIT_OK: u32 = 0;
+pub const EXIT_FAILED: u32 = 1;
+pub const EXIT_USAGE: u32 = 2;
+
+/// Standard input of a command, as the SSH channel delivers it.
+pub struct Stdin {
+    rx: mpsc::Receiver<StdinMsg>,
+    ended: bool,
+}
+
+pub enum StdinMsg {
+    Data(Bytes),
+    /// The client sent EOF: input is complete.
+    Eof,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the connection closed before the end of the input")]
+pub struct Broken;
+
+impl Stdin {
+    pub fn new(rx: mpsc::Receiver<StdinMsg>) -> Stdin {
+        Stdin { rx, ended: false }
+    }
+
+    /// Next chunk; `Ok(None)` at EOF; `Err(Broken)` if the channel went
+    /// away without EOF (Ctrl-C, network cut): the input is incomplete.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, Broken> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.rx.recv().await {
+            Some(StdinMsg::Data(b)) => Ok(Some(b)),
+            Some(StdinMsg::Eof) => {
+                self.ended = true;
+                Ok(None)
+            }
+            None => Err(Broken),
+        }
+    }
+
+    /// Reads everything up to EOF, at most `limit` bytes.
+    pub async fn read_to_string(&mut self, limit: usize) -> Result<String, String> {
+        let mut buf = Vec::new();
+        while let Some(chunk) = self.next().await.map_err(|e| e.to_string())? {
+            buf.extend_from_slice(&chunk);
+            if buf.len() > limit {
+                return Err(format!("input longer than {limit} bytes"));
+            }
+        }
+        String::from_utf8(buf).map_err(|_| "input is not UTF-8 text".to_string())
+    }
+}
+
+/// Where a command writes.
+pub struct Io<'a> {
+    pub stdin: Stdin,
+    pub stdout: &'a mut (dyn AsyncWrite + Send + Unpin),
+    pub stderr: &'a mut (dyn AsyncWrite + Send + Unpin),
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ssh admin@unit",
+    disable_help_subcommand = true,
+    no_binary_name = true,
+    about = "copyunit: write one image to many drives",
+    after_help = "Upload images with sftp or scp; `ssh admin@unit upload NAME < FILE` works too.\nWithout a command, `ssh admin@unit` opens the dashboard."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Unit name, version, addresses, store usage, uptime
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Images in the store
+    Images {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an image (or an interrupted upload) from the store
+    Rm {
+        image: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store standard input as image NAME (e.g. `upload disc.iso < /dev/sr0`)
+    Upload {
+        name: String,
+        /// Expected size in bytes, for progress
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the admin's SSH keys
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Recent events (uploads, drives, jobs)
+    Events {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Power the unit off (appliance only)
+    Poweroff,
+    /// Reboot the unit (appliance only)
+    Reboot,
+    /// This help
+    Help,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Installed keys with their fingerprints
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install OpenSSH public keys read from standard input
+    Add {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the key with this fingerprint (SHA256:...)
+    Rm {
+        fingerprint: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one command line and returns its exit status.
+pub async fn run(unit: &Arc<Unit>, line: &str, io: &mut Io<'_>) -> u32 {
+    let argv = match shell_words::split(line) {
+        Ok(argv) => argv,
+        Err(e) => {
+            let _ = say(io.stderr, &format!("cannot parse the command line: {e}\n")).await;
+            return EXIT_USAGE;
+        }
+    };
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            let text = e.render().to_string();
+            return match e.kind() {
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+                    if !argv.is_empty() || e.kind() != DisplayHelpOnMissingArgumentOrSubcommand =>
+                {
+                    let _ = say(io.stdout, &text).await;
+                    EXIT_OK
+                }
+                _ => {
+                    let _ = say(io.stderr, &text).await;
+                    EXIT_USAGE
+                }
+            };
+        }
+    };
+    match execute(unit, cli.cmd, io).await {
+        Ok(code) => code,
+        Err(msg) => {
+            let _ = say(io.stderr, &format!("error: {msg}\n")).await;
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Help text, for `help` and the no-pty shell.
+pub fn help() -> String {
+    use clap::CommandFactory;
+    Cli::command().render_help().to_string()
+}
+
+type Outcome = Result<u32, String>;
+
+async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
+    match cmd {
+        Cmd::Status { json } => {
+            let info = unit.info();
+            let images = unit.store.catalog();
+            emit(io, json, &info, || render::status(&info, &images)).await
+        }
+        Cmd::Images { json } => {
+            let images = unit.store.catalog();
+            emit(io, json, &images, || render::images(&images)).await
+        }
+        Cmd::Events { json } => {
+            let events = unit.snapshot().events;
+            emit(io, json, &events, || render::events(&events)).await
+        }
+        Cmd::Rm { image, json } => {
+            let name = ImageName::new(&image).map_err(|e| e.to_string())?;
+            unit.store.remove(&name).map_err(|e| e.to_string())?;
+            unit.event(EventKind::ImageRemoved, format!("image {name} removed"));
+            let out = serde_json::json!({ "removed": name.as_str() });
+            emit(io, json, &out, || format!("removed {name}\n")).await
+        }
+        Cmd::Upload { name, size, json } => upload(unit, &name, size, json, io).await,
+        Cmd::Keys { cmd } => keys(unit, cmd, io).await,
+        Cmd::Poweroff => power(unit, nix::sys::signal::Signal::SIGUSR2, "powering off", io).await,
+        Cmd::Reboot => power(unit, nix::sys::signal::Signal::SIGTERM, "rebooting", io).await,
+        Cmd::Help => {
+            say(io.stdout, &help()).await?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// The patent's step 32 without a client program: the admin's own `ssh`
+/// pipes a file or a disc in. Only an EOF completes it; a cut connection
+/// leaves a partial that never shows as an image.
+async fn upload(
+    unit: &Arc<Unit>,
+    name: &str,
+    size: Option<u64>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Outcome {
+    let name = ImageName::new(name).map_err(|e| e.to_string())?;
+    let up = unit
+        .store
+        .begin_upload(&name, true, size)
+        .map_err(|e| e.to_string())?;
+    unit.changed();
+    let mut offset = 0u64;
+    loop {
+        match io.stdin.next().await {
+            Ok(Some(chunk)) => {
+                let n = chunk.len() as u64;
+                if let Err(e) = up.write_at(offset, chunk.to_vec()).await {
+                    unit.store.abandon_upload(&name);
+                    return Err(e.to_string());
+                }
+                offset += n;
+            }
+            Ok(None) => break,
+            Err(Broken) => {
+                unit.store.abandon_upload(&name);
+                drop(up);
+                return Err(format!(
+                    "upload of {name} interrupted after {offset} bytes: not stored"
+                ));
+            }
+        }
+    }
+    let entry = unit
+        .store
+        .finish_upload(&name, up)
+        .await
+        .map_err(|e| e.to_string())?;
+    unit.event(
+        EventKind::UploadDone,
+        format!(
+            "image {name} stored ({})",
+            copyunit_model::format::bytes(entry.size)
+        ),
+    );
+    let image = unit.store.image(name.as_str());
+    match image {
+        Some(img) => {
+            emit(io, json, &img, || {
+                render::images(std::slice::from_ref(&img))
+            })
+            .await
+        }
+        None => {
+            emit(io, json, &entry, || {
+                format!(
+                    "stored {name} ({} bytes, sha256 {})\n",
+                    entry.size, entry.sha256
+                )
+            })
+            .await
+        }
+    }
+}
+
+async fn keys(unit: &Arc<Unit>, cmd: KeysCmd, io: &mut Io<'_>) -> Outcome {
+    match cmd {
+        KeysCmd::List { json } => {
+            let keys = unit.keys.list();
+            emit(io, json, &keys, || render::keys(&keys)).await
+        }
+        KeysCmd::Add { json } => {
+            let text = io.stdin.read_to_string(64 * 1024).await?;
+            let added = unit.keys.add(&text).map_err(|e| e.to_string())?;
+            for k in &added {
+                unit.event(EventKind::Info, format!("SSH key {} added", k.fingerprint));
+            }
+            emit(io, json, &added, || render::keys(&added)).await
+        }
+        KeysCmd::Rm { fingerprint, json } => {
+            let removed = unit.keys.remove(&fingerprint).map_err(|e| e.to_string())?;
+            unit.event(
+                EventKind::Info,
+                format!("SSH key {} removed", removed.fingerprint),
+            );
+            emit(io, json, &removed, || {
+                format!("removed {}\n", removed.fingerprint)
+            })
+            .await
+        }
+    }
+}
+
+async fn power(
+    unit: &Arc<Unit>,
+    sig: nix::sys::signal::Signal,
+    what: &str,
+    io: &mut Io<'_>,
+) -> Outcome {
+    if !unit.config.appliance {
+        return Err("this unitd is not running as the appliance (no --appliance): refusing to power off its host".into());
+    }
+    say(io.stdout, &format!("{}: {what}\n", unit.config.name)).await?;
+    unit.event(EventKind::Warning, format!("{what} on request"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), sig)
+        .map_err(|e| format!("signalling init: {e}"))?;
+    Ok(EXIT_OK)
+}
+
+/// Prints `value` as JSON or as the text `text()` renders.
+async fn emit<T: Serialize>(
+    io: &mut Io<'_>,
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Outcome {
+    let out = if json {
+        let mut s = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        s.push('\n');
+        s
+    } else {
+        text()
+    };
+    say(io.stdout, &out).await?;
+    Ok(EXIT_OK)
+}
+
+async fn say(w: &mut (dyn AsyncWrite + Send + Unpin), text: &str) -> Result<(), String> {
+    w.write_all(text.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    w.flush().await.map_err(|e| e.to_string())
+}
+
+/// The short status screen shown to a terminal (and by the bare `ssh`).
+pub fn status_screen(snap: &copyunit_model::Snapshot) -> String {
+    let mut out = render::status(&snap.unit, &snap.images);
+    out.push('\n');
+    out.push_str(&render::images(&snap.images));
+    out.push_str("\nRun `ssh admin@unit help` for the commands.\n");
+    out
+}

@@ -1,0 +1,45 @@
+//! The `unitd` binary: flags -> config -> [`unitd::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use unitd::config::{Config, Flags};
+
+fn main() -> ExitCode {
+    let flags = Flags::parse(); // bad flags: clap prints usage, exits 2
+    let verbose = flags.verbose;
+    let config = match Config::resolve(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("unitd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UNITD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},russh=warn,russh_sftp=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("unitd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(unitd::run(config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unitd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! One SSH connection: authentication, then the three doors.
+//!
+//! - exec (`ssh admin@unit images --json`) -> [`crate::commands`]
+//! - shell with a pty (`ssh admin@unit`) -> the dashboard
+//! - subsystem `sftp` (sftp, scp) -> [`crate::sftp`]
+//!
+//! Each channel is handed to its own task, which owns it, drains it, and
+//! sends exit-status before EOF and close.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::keys::HashAlg;
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, Response, Session as RusshSession, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commands::{self, Io, Stdin, StdinMsg};
+use crate::dashboard;
+use crate::unit::Unit;
+
+/// Channels one connection may have open at once.
+const MAX_CHANNELS: usize = 10;
+
+pub struct Session {
+    unit: Arc<Unit>,
+    peer: SocketAddr,
+    authed: Option<oneshot::Sender<()>>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    ptys: HashMap<ChannelId, dashboard::Pty>,
+    resizes: HashMap<ChannelId, mpsc::UnboundedSender<(u16, u16)>>,
+    open: usize,
+}
+
+impl Session {
+    pub fn new(unit: Arc<Unit>, peer: SocketAddr, authed: oneshot::Sender<()>) -> Session {
+        Session {
+            unit,
+            peer,
+            authed: Some(authed),
+            channels: HashMap::new(),
+            ptys: HashMap::new(),
+            resizes: HashMap::new(),
+            open: 0,
+        }
+    }
+
+    /// Methods worth trying next: passwords only while pairing is on.
+    fn reject(&self) -> Auth {
+        let methods: &[MethodKind] = if self.unit.keys.pairing() {
+            &[
+                MethodKind::PublicKey,
+                MethodKind::KeyboardInteractive,
+                MethodKind::Password,
+            ]
+        } else {
+            &[MethodKind::PublicKey]
+        };
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(methods)),
+            partial_success: false,
+        }
+    }
+
+    fn is_admin(&self, user: &str) -> bool {
+        user == self.unit.config.user
+    }
+
+    fn pairing_login(&self, user: &str, code: &str) -> Auth {
+        if self.is_admin(user) && self.unit.keys.check_code(code) {
+            tracing::info!(peer = %self.peer, "admin logged in with the pairing code");
+            Auth::Accept
+        } else {
+            tracing::info!(peer = %self.peer, user, "pairing code refused");
+            self.reject()
+        }
+    }
+
+    fn take(&mut self, id: ChannelId) -> Option<Channel<Msg>> {
+        self.channels.remove(&id)
+    }
+}
+
+impl russh::server::Handler for Session {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(self.reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only a probe: say whether a signature is worth making. Authorization
+        // happens in auth_publickey, after russh verified the signature.
+        if self.is_admin(user) && self.unit.keys.allows(offer.public_key) {
+            Ok(Auth::Accept)
+        } else {
+            Ok(self.reject())
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if self.is_admin(user) && self.unit.keys.allows(key.public_key) {
+            tracing::info!(
+                peer = %self.peer,
+                key = %key.public_key.fingerprint(HashAlg::Sha256),
+                "admin logged in"
+            );
+            Ok(Auth::Accept)
+        } else {
+            tracing::info!(peer = %self.peer, user, "public key refused");
+            Ok(self.reject())
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.pairing_login(user, password))
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        if !self.unit.keys.pairing() {
+            return Ok(self.reject());
+        }
+        match response {
+            None => Ok(Auth::Partial {
+                name: "copyunit pairing".into(),
+                instructions:
+                    "This unit has no SSH key yet. Type the pairing code shown on its screen."
+                        .into(),
+                prompts: vec![("Pairing code: ".into(), false)].into(),
+            }),
+            Some(mut answers) => {
+                let code = answers
+                    .next()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                Ok(self.pairing_login(user, &code))
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut RusshSession) -> Result<(), Self::Error> {
+        if let Some(tx) = self.authed.take() {
+            let _ = tx.send(());
+        }
+        Ok(())
+    }
+
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self.unit.keys.pairing().then(|| {
+            format!(
+                "copyunit {}: no SSH key installed yet. Log in as {} with the pairing code shown on the unit's screen, then run `keys add`.\n",
+                self.unit.config.name, self.unit.config.user
+            )
+        }))
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        if self.open >= MAX_CHANNELS {
+            drop(reply); // rejects
+            return Ok(());
+        }
+        self.open += 1;
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        self.ptys.remove(&channel);
+        self.resizes.remove(&channel);
+        self.open = self.open.saturating_sub(1);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        self.ptys.insert(
+            channel,
+            dashboard::Pty {
+                term: term.to_string(),
+                cols: clamp(col_width),
+                rows: clamp(row_height),
+            },
+        );
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        if let Some(tx) = self.resizes.get(&channel) {
+            let _ = tx.send((clamp(col_width), clamp(row_height)));
+        }
+        if let Some(p) = self.ptys.get_mut(&channel) {
+            p.cols = clamp(col_width);
+            p.rows = clamp(row_height);
+        }
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        let Some(ch) = self.take(channel) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        let unit = self.unit.clone();
+        match self.ptys.get(&channel).cloned() {
+            Some(pty) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.resizes.insert(channel, tx);
+                tokio::spawn(dashboard::run(unit, ch, pty, rx));
+            }
+            None => {
+                // No terminal: there is nothing to draw on. Say what to do.
+                tokio::spawn(run_command(unit, ch, None));
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        let Some(ch) = self.take(channel) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        let line = String::from_utf8_lossy(data).into_owned();
+        tracing::info!(peer = %self.peer, "exec: {line}");
+        tokio::spawn(run_command(self.unit.clone(), ch, Some(line)));
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        if name != "sftp" {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        let Some(ch) = self.take(channel) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        tracing::info!(peer = %self.peer, "sftp session");
+        crate::sftp::serve(self.unit.clone(), ch).await;
+        Ok(())
+    }
+}
+
+fn clamp(v: u32) -> u16 {
+    v.min(u16::MAX as u32) as u16
+}
+
+/// Runs one exec command on its channel: stdin from the channel, stdout and
+/// stderr back, then exit-status, EOF, close - in that order.
+async fn run_command(unit: Arc<Unit>, channel: Channel<Msg>, line: Option<String>) {
+    let (mut read, write) = channel.split();
+    let (tx, rx) = mpsc::channel(64);
+    // Drain the channel always: an undrained channel stalls the connection.
+    let pump = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        while let Some(msg) = read.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    if let Some(t) = &tx
+                        && t.send(StdinMsg::Data(data)).await.is_err()
+                    {
+                        tx = None;
+                    }
+                }
+                ChannelMsg::Eof => {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(StdinMsg::Eof).await;
+                    }
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+    });
+    let mut stdout = write.make_writer();
+    let mut stderr = write.make_writer_ext(Some(1));
+    let code = {
+        let mut io = Io {
+            stdin: Stdin::new(rx),
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        };
+        match line {
+            Some(line) if is_legacy_scp(&line) => legacy_scp(&mut io).await,
+            Some(line) if line.trim().is_empty() => no_terminal(&unit, &mut io).await,
+            Some(line) => commands::run(&unit, &line, &mut io).await,
+            None => no_terminal(&unit, &mut io).await,
+        }
+    };
+    use tokio::io::AsyncWriteExt;
+    let _ = stdout.flush().await;
+    let _ = stderr.flush().await;
+    let _ = write.exit_status(code).await;
+    let _ = write.eof().await;
+    let _ = write.close().await;
+    pump.abort();
+}
+
+async fn no_terminal(unit: &Arc<Unit>, io: &mut Io<'_>) -> u32 {
+    use tokio::io::AsyncWriteExt;
+    let text = format!(
+        "{}\nNo terminal: the dashboard needs one (`ssh -t`). Commands:\n\n{}",
+        unit.config.name,
+        commands::help()
+    );
+    let _ = io.stdout.write_all(text.as_bytes()).await;
+    commands::EXIT_OK
+}
+
+fn is_legacy_scp(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("scp") && words.any(|w| w.starts_with("-t") || w.starts_with("-f"))
+}
+
+/// `scp -O` speaks the old rcp protocol over exec. We answer in that
+/// protocol (a `\x01` line is an error the client prints) and explain.
+async fn legacy_scp(io: &mut Io<'_>) -> u32 {
+    use tokio::io::AsyncWriteExt;
+    let msg = "copyunit does not speak the legacy scp protocol (scp -O): use scp without -O (SFTP mode, the default since OpenSSH 9.0) or sftp\n";
+    let _ = io
+        .stdout
+        .write_all(format!("\x01scp: {msg}").as_bytes())
+        .await;
+    let _ = io.stderr.write_all(msg.as_bytes()).await;
+    commands::EXIT_FAILED
+}

@@ -1,0 +1,558 @@
+//! The image store: a directory on the unit's disk, and its catalog.
+//!
+//! ```text
+//! STORE/images/NAME             complete images and sidecars (what clients see)
+//! STORE/.copyunit/partial/NAME  uploads in progress or interrupted (resumable)
+//! STORE/.copyunit/catalog.json  metadata: size, SHA-256, time added, format
+//! ```
+//!
+//! Invariants:
+//! - A file appears under `images/` only by an atomic rename of a fully
+//!   written, fsynced partial: nothing truncated is ever listed.
+//! - The catalog is rewritten atomically (temp file, fsync, rename, fsync dir).
+//!   On start it is reconciled with `images/`: a file the catalog does not
+//!   know (unitd died between rename and catalog write) is hashed again.
+//! - Replacing an image renames over it: a job that opened the old file keeps
+//!   reading the old inode.
+
+pub mod names;
+pub mod sidecar;
+pub mod upload;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use copyunit_model::{Image, ImageFormat, ImageState, StoreUsage};
+use serde::{Deserialize, Serialize};
+
+pub use names::{ImageName, NameError};
+pub use sidecar::FileRole;
+pub use upload::{Upload, UploadProgress};
+
+use upload::unix;
+
+/// Partials untouched for this long are removed at start.
+const STALE_PARTIAL_SECS: u64 = 14 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("no image named `{0}` in the store")]
+    NotFound(String),
+    #[error("an upload of `{0}` is already in progress")]
+    Busy(String),
+    #[error("`{0}` already exists")]
+    Exists(String),
+    #[error("the image store is full")]
+    Full,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    fn io(context: impl Into<String>, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(nix::libc::ENOSPC) {
+            return StoreError::Full;
+        }
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Metadata of one complete file in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub added: u64,
+    pub format: ImageFormat,
+    pub role: FileRole,
+    /// Identity of the file the metadata describes, to notice changes behind
+    /// our back (a crash between rename and catalog write).
+    pub inode: u64,
+    pub mtime_ns: i128,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CatalogFile {
+    version: u32,
+    entries: Vec<Entry>,
+}
+
+/// Size and times of a file as SFTP shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime: u64,
+    pub partial: bool,
+}
+
+pub struct Store {
+    root: PathBuf,
+    images: PathBuf,
+    partial: PathBuf,
+    catalog_path: PathBuf,
+    volatile: bool,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: BTreeMap<String, Entry>,
+    uploads: BTreeMap<String, Arc<UploadProgress>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and reconciles its
+    /// catalog with the files actually there.
+    pub fn open(root: &Path, volatile: bool) -> Result<Store> {
+        let meta = root.join(".copyunit");
+        let store = Store {
+            root: root.to_path_buf(),
+            images: root.join("images"),
+            partial: meta.join("partial"),
+            catalog_path: meta.join("catalog.json"),
+            volatile,
+            inner: Mutex::new(Inner::default()),
+        };
+        for dir in [&store.images, &store.partial] {
+            fs::create_dir_all(dir)
+                .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        }
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn recover(&self) -> Result<()> {
+        let saved: CatalogFile = match fs::read(&self.catalog_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("catalog unreadable ({e}): rebuilding it from the files");
+                CatalogFile::default()
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogFile::default(),
+            Err(e) => return Err(StoreError::io("reading the catalog", e)),
+        };
+        let mut known: BTreeMap<String, Entry> = saved
+            .entries
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect();
+        let mut entries = BTreeMap::new();
+        let dir = fs::read_dir(&self.images)
+            .map_err(|e| StoreError::io(format!("listing {}", self.images.display()), e))?;
+        for item in dir.flatten() {
+            let Ok(name) = item.file_name().into_string() else {
+                continue;
+            };
+            let Ok(md) = item.path().symlink_metadata() else {
+                continue;
+            };
+            if !md.is_file() || ImageName::new(&name).is_err() {
+                tracing::warn!(
+                    "ignoring {} in the store: not a plain file with a valid name",
+                    item.path().display()
+                );
+                continue;
+            }
+            let entry = match known.remove(&name) {
+                Some(e)
+                    if e.inode == md.ino() && e.size == md.len() && e.mtime_ns == mtime_ns(&md) =>
+                {
+                    e
+                }
+                _ => {
+                    tracing::info!(
+                        "hashing {name}: not in the catalog (recovering after a crash?)"
+                    );
+                    self.describe(&name, &item.path(), unix(SystemTime::now()))?
+                }
+            };
+            entries.insert(name, entry);
+        }
+        for name in known.keys() {
+            tracing::warn!("{name} is in the catalog but its file is gone: dropped");
+        }
+        self.lock().entries = entries;
+        self.persist()?;
+        self.clean_partials();
+        Ok(())
+    }
+
+    fn clean_partials(&self) {
+        let Ok(dir) = fs::read_dir(&self.partial) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for item in dir.flatten() {
+            let stale = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age.as_secs() > STALE_PARTIAL_SECS);
+            if stale {
+                tracing::info!("removing stale partial upload {:?}", item.file_name());
+                let _ = fs::remove_file(item.path());
+            }
+        }
+    }
+
+    /// Computes a fresh entry for the file at `path` (one pass: hash + head).
+    fn describe(&self, name: &str, path: &Path, added: u64) -> Result<Entry> {
+        let ctx = || format!("reading {}", path.display());
+        let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
+        let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
+        let mut head = vec![0u8; ImageFormat::DETECT_LEN];
+        let n = read_full(&mut file, &mut head).map_err(|e| StoreError::io(ctx(), e))?;
+        let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
+        let sha256 = upload::hash_reader(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
+        Ok(Entry {
+            name: name.to_string(),
+            size: md.len(),
+            sha256,
+            added,
+            format: ImageFormat::detect(&head[..n]),
+            role: FileRole::of(name),
+            inode: md.ino(),
+            mtime_ns: mtime_ns(&md),
+        })
+    }
+
+    fn persist(&self) -> Result<()> {
+        let entries: Vec<Entry> = self.lock().entries.values().cloned().collect();
+        let bytes = serde_json::to_vec_pretty(&CatalogFile {
+            version: 1,
+            entries,
+        })
+        .map_err(|e| StoreError::io("encoding the catalog", io::Error::other(e)))?;
+        write_atomic(&self.catalog_path, &bytes)
+            .map_err(|e| StoreError::io("saving the catalog", e))
+    }
+
+    /// One image by name, as [`Store::catalog`] describes it.
+    pub fn image(&self, name: &str) -> Option<Image> {
+        self.catalog().into_iter().find(|i| i.name == name)
+    }
+
+    /// Every complete file (images and sidecars), for directory listings.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.values().cloned().collect()
+    }
+
+    pub fn entry(&self, name: &str) -> Option<Entry> {
+        self.lock().entries.get(name).cloned()
+    }
+
+    /// Uploads in flight, for the model.
+    pub fn uploads(&self) -> Vec<copyunit_model::Upload> {
+        self.lock().uploads.values().map(|p| p.to_model()).collect()
+    }
+
+    /// Path of a complete file. Open it to pin its content: a later upload of
+    /// the same name replaces the directory entry, not the open file.
+    pub fn path_of(&self, name: &ImageName) -> PathBuf {
+        self.images.join(name.as_str())
+    }
+
+    /// The bmap sidecar stored for an image, if any.
+    pub fn bmap_for(&self, image: &str) -> Option<PathBuf> {
+        let inner = self.lock();
+        inner
+            .entries
+            .values()
+            .find(|e| e.role == FileRole::Bmap && sidecar::bmap_matches(&e.name, image))
+            .map(|e| self.images.join(&e.name))
+    }
+
+    fn partial_path(&self, name: &ImageName) -> PathBuf {
+        self.partial.join(name.as_str())
+    }
+
+    /// What a client sees at `name`: an interrupted upload takes precedence,
+    /// so `sftp reput` finds the size it must resume from.
+    pub fn stat(&self, name: &ImageName) -> Option<FileStat> {
+        if let Ok(md) = fs::symlink_metadata(self.partial_path(name))
+            && md.is_file()
+        {
+            return Some(FileStat {
+                size: md.len(),
+                mtime: md.mtime().max(0) as u64,
+                partial: true,
+            });
+        }
+        let md = fs::symlink_metadata(self.path_of(name)).ok()?;
+        md.is_file().then(|| FileStat {
+            size: md.len(),
+            mtime: md.mtime().max(0) as u64,
+            partial: false,
+        })
+    }
+
+    /// Starts (or, without `truncate`, resumes) an upload of `name`.
+    pub fn begin_upload(
+        &self,
+        name: &ImageName,
+        truncate: bool,
+        expected: Option<u64>,
+    ) -> Result<Upload> {
+        let mut inner = self.lock();
+        if inner.uploads.contains_key(name.as_str()) {
+            return Err(StoreError::Busy(name.to_string()));
+        }
+        let up = Upload::start(&self.partial_path(name), name.as_str(), truncate, expected)
+            .map_err(|e| StoreError::io(format!("starting the upload of {name}"), e))?;
+        inner.uploads.insert(name.to_string(), up.progress.clone());
+        Ok(up)
+    }
+
+    /// Forgets an upload that ended without completing (the partial stays).
+    pub fn abandon_upload(&self, name: &ImageName) {
+        self.lock().uploads.remove(name.as_str());
+    }
+
+    /// Completes an upload: drain, fsync, hash, then atomically publish.
+    pub async fn finish_upload(&self, name: &ImageName, up: Upload) -> Result<Entry> {
+        let partial = up.partial.clone();
+        let written = up.finish().await;
+        self.abandon_upload(name);
+        let written = written.map_err(|e| StoreError::io(format!("storing {name}"), e))?;
+        let head = {
+            let mut head = vec![0u8; ImageFormat::DETECT_LEN];
+            let n = File::open(&partial)
+                .and_then(|mut f| read_full(&mut f, &mut head))
+                .map_err(|e| StoreError::io(format!("reading {name}"), e))?;
+            head.truncate(n);
+            head
+        };
+        let dest = self.path_of(name);
+        fs::rename(&partial, &dest).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
+        sync_dir(&self.images).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
+        let md = fs::symlink_metadata(&dest)
+            .map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
+        let entry = Entry {
+            name: name.to_string(),
+            size: written.len,
+            sha256: written.sha256,
+            added: unix(SystemTime::now()),
+            format: ImageFormat::detect(&head),
+            role: FileRole::of(name.as_str()),
+            inode: md.ino(),
+            mtime_ns: mtime_ns(&md),
+        };
+        {
+            let mut inner = self.lock();
+            inner.entries.insert(name.to_string(), entry.clone());
+        }
+        self.persist()?;
+        tracing::info!(name = %name, size = entry.size, sha256 = %entry.sha256, "image stored");
+        Ok(entry)
+    }
+
+    /// Removes a complete file, or else an interrupted upload of that name.
+    pub fn remove(&self, name: &ImageName) -> Result<()> {
+        let known = self.lock().entries.contains_key(name.as_str());
+        if known {
+            match fs::remove_file(self.path_of(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format!("removing {name}"), e)),
+            }
+            self.lock().entries.remove(name.as_str());
+            sync_dir(&self.images).map_err(|e| StoreError::io(format!("removing {name}"), e))?;
+            return self.persist();
+        }
+        if self.lock().uploads.contains_key(name.as_str()) {
+            return Err(StoreError::Busy(name.to_string()));
+        }
+        match fs::remove_file(self.partial_path(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(name.to_string()))
+            }
+            Err(e) => Err(StoreError::io(format!("removing {name}"), e)),
+        }
+    }
+
+    /// Renames a complete file (WinSCP uploads `x.filepart`, then renames).
+    pub fn rename(&self, from: &ImageName, to: &ImageName, overwrite: bool) -> Result<()> {
+        if !self.lock().entries.contains_key(from.as_str()) {
+            return Err(StoreError::NotFound(from.to_string()));
+        }
+        if !overwrite && self.lock().entries.contains_key(to.as_str()) {
+            return Err(StoreError::Exists(to.to_string()));
+        }
+        fs::rename(self.path_of(from), self.path_of(to))
+            .map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
+        sync_dir(&self.images).map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
+        {
+            let mut inner = self.lock();
+            if let Some(mut e) = inner.entries.remove(from.as_str()) {
+                e.name = to.to_string();
+                e.role = FileRole::of(to.as_str());
+                inner.entries.insert(to.to_string(), e);
+            }
+        }
+        self.persist()
+    }
+
+    /// Space on the store's filesystem.
+    pub fn usage(&self) -> StoreUsage {
+        let images_bytes = self.lock().entries.values().map(|e| e.size).sum();
+        let (total, free) = match nix::sys::statvfs::statvfs(&self.root) {
+            Ok(s) => {
+                let frag = s.fragment_size() as u64;
+                (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
+            }
+            Err(_) => (0, 0),
+        };
+        StoreUsage {
+            path: self.root.display().to_string(),
+            total_bytes: total,
+            free_bytes: free,
+            used_bytes: total.saturating_sub(free),
+            images_bytes,
+            volatile: self.volatile,
+        }
+    }
+
+    /// Raw statvfs of the store, for `statvfs@openssh.com`.
+    pub fn statvfs(&self) -> io::Result<nix::sys::statvfs::Statvfs> {
+        nix::sys::statvfs::statvfs(&self.root).map_err(io::Error::from)
+    }
+
+    /// Reads the text of a (small) checksum sidecar.
+    fn read_sidecar(&self, name: &str) -> Option<String> {
+        let mut text = String::new();
+        File::open(self.images.join(name))
+            .ok()?
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    }
+}
+
+/// The checksum sidecars' claims, keyed by image name.
+fn claims(entries: &BTreeMap<String, Entry>, store: &Store) -> BTreeMap<String, String> {
+    let mut claims = BTreeMap::new();
+    for e in entries.values().filter(|e| e.role == FileRole::Checksums) {
+        if let Some(text) = store.read_sidecar(&e.name) {
+            let subject = sidecar::default_subject(&e.name);
+            for c in sidecar::parse_checksums(&text, subject.as_deref()) {
+                claims.insert(c.name, c.sha256);
+            }
+        }
+    }
+    claims
+}
+
+fn to_image(e: &Entry) -> Image {
+    Image {
+        name: e.name.clone(),
+        size: e.size,
+        sha256: e.sha256.clone(),
+        added: e.added,
+        format: e.format,
+        content_size: (!e.format.is_compressed()).then_some(e.size),
+        bmap: false,
+        expected_sha256: None,
+        state: ImageState::Ok,
+    }
+}
+
+impl Store {
+    /// Complete images (sidecars excluded) by name, with what their sidecars
+    /// say folded in (bmap present, expected hash, corrupt flag). This is what
+    /// every front-end lists. Claims are read from the sidecar files each time,
+    /// so an image is flagged whichever arrives first, the image or its checksum. (bmap present, expected
+    pub fn catalog(&self) -> Vec<Image> {
+        let entries = self.lock().entries.clone();
+        let claims = claims(&entries, self);
+        entries
+            .values()
+            .filter(|e| e.role == FileRole::Image)
+            .map(|e| {
+                let mut img = to_image(e);
+                img.bmap = entries
+                    .values()
+                    .any(|s| s.role == FileRole::Bmap && sidecar::bmap_matches(&s.name, &e.name));
+                if let Some(want) = claims.get(&e.name) {
+                    img.expected_sha256 = Some(want.clone());
+                    if *want != e.sha256 {
+                        img.state = ImageState::Corrupt(format!(
+                            "SHA-256 is {} but its checksum file says {}",
+                            &e.sha256[..16],
+                            &want[..16.min(want.len())]
+                        ));
+                    }
+                }
+                img
+            })
+            .collect()
+    }
+}
+
+fn mtime_ns(md: &fs::Metadata) -> i128 {
+    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes `path` so that a reader sees either the old or the new content,
+/// even across a power cut.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,49 @@
+//! `cargo xtask <task>`: every developer task in one place (see README).
+
+use std::process::ExitCode;
+
+mod bench;
+mod image;
+mod qemu;
+mod test;
+mod util;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test [--quick]          install what the tests need, then run every test
+  bench [NAME...]         run benchmarks (sftp, write, tui, boot); results go to BENCHMARKS.md
+  image [--authorized-keys FILE] [--out PATH]
+                          build the bootable unit image (target/unit.img)
+  qemu [--sticks N] [--port P] [--iso FILE]
+                          boot the unit image in QEMU and print how to reach it
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match task.as_str() {
+        "test" => test::run(rest),
+        "bench" => bench::run(rest),
+        "image" => image::run(rest),
+        "qemu" => qemu::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("xtask: unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
