@@ -127,7 +127,7 @@ fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)
     let readable = match mmc.read_capacity() {
         Ok(c) if c.last_lba > 0 => c.bytes(),
         Ok(_) => 0,
-        Err(e) if matches!(e, Error::Drive { .. }) => 0,
+        Err(Error::Drive { .. }) => 0,
         Err(e) => return Err(e),
     };
     let disc = mmc.read_disc_information().ok();
@@ -164,12 +164,13 @@ fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)
         DiscStatus::Complete | DiscStatus::Other => "complete",
     }
     .into();
-    if !media.is_read_only() && status != DiscStatus::Complete {
-        if let Ok(t) = mmc.read_track_information(TrackRef::Invisible) {
-            let nwa = u64::from(t.next_writable.unwrap_or(t.start));
-            out.free_bytes = u64::from(t.free_blocks) * block;
-            out.capacity_bytes = (nwa + u64::from(t.free_blocks)) * block;
-        }
+    if !media.is_read_only()
+        && status != DiscStatus::Complete
+        && let Ok(t) = mmc.read_track_information(TrackRef::Invisible)
+    {
+        let nwa = u64::from(t.next_writable.unwrap_or(t.start));
+        out.free_bytes = u64::from(t.free_blocks) * block;
+        out.capacity_bytes = (nwa + u64::from(t.free_blocks)) * block;
     }
     Ok((out, readable))
 }

@@ -181,14 +181,11 @@ pub fn rip(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK_BLOCKS as usize * BLOCK];
     let mut done: u64 = 0;
-    let report = |phase, done| {
-        let p = Progress {
-            phase,
-            bytes_done: done,
-            bytes_total: total,
-            buffer_fill: None,
-        };
-        p
+    let report = |phase, done| Progress {
+        phase,
+        bytes_done: done,
+        bytes_total: total,
+        buffer_fill: None,
     };
     if progress(&report(Phase::Prepare, 0)).is_break() {
         return Err(Error::Cancelled);

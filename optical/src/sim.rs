@@ -32,6 +32,8 @@ pub struct DriveConfig {
     pub writes_bd: bool,
     /// Offers CD Mastering (Session At Once).
     pub sao: bool,
+    /// SAO actually works (a drive may advertise it and still refuse).
+    pub sao_works: bool,
     /// Drive buffer, in blocks.
     pub buffer_blocks: u32,
     /// Blocks the drive moves from buffer to disc per command received.
@@ -51,6 +53,7 @@ impl DriveConfig {
             reads_bd: true,
             writes_bd: true,
             sao: true,
+            sao_works: true,
             buffer_blocks: 1024,
             drain_per_command: 1024,
             long_op_polls: 4,
@@ -126,6 +129,8 @@ pub enum Fault {
     /// READ covering this LBA fails `times` times with 03/11/00
     /// (`u32::MAX`: always).
     ReadError { lba: u32, times: u32 },
+    /// The block at this LBA lands with one byte flipped, silently.
+    SilentCorruption { lba: u32 },
 }
 
 /// A track on a sequential disc.
@@ -786,7 +791,7 @@ impl SimDrive {
         };
         let media = self.current_media();
         let ok = match p.write_type {
-            WriteType::Sao if media.is_cd() => self.config.sao,
+            WriteType::Sao if media.is_cd() => self.config.sao && self.config.sao_works,
             WriteType::Sao => matches!(media, Media::DvdR | Media::DvdRwSequential | Media::DvdRDl),
             WriteType::Tao => media.is_cd() || media == Media::None,
             WriteType::Incremental => {
@@ -997,13 +1002,15 @@ impl SimDrive {
             return Err(OUT_OF_RANGE.with_information(u64::from(lba.max(end))));
         }
         for f in self.faults.iter_mut() {
-            if let Fault::ReadError { lba: bad, times } = f {
-                if *bad >= lba && *bad < lba + n && *times > 0 {
-                    if *times != u32::MAX {
-                        *times -= 1;
-                    }
-                    return Err(s(3, 0x11, 0).with_information(u64::from(*bad)));
+            if let Fault::ReadError { lba: bad, times } = f
+                && *bad >= lba
+                && *bad < lba + n
+                && *times > 0
+            {
+                if *times != u32::MAX {
+                    *times -= 1;
                 }
+                return Err(s(3, 0x11, 0).with_information(u64::from(*bad)));
             }
         }
         let bytes = self
@@ -1135,7 +1142,7 @@ impl SimDrive {
                 Fault::WriteError { lba: l }
                 | Fault::RemoveMediaAt { lba: l }
                 | Fault::PowerLossAt { lba: l } => *l == lba,
-                Fault::ReadError { .. } => false,
+                Fault::ReadError { .. } | Fault::SilentCorruption { .. } => false,
             });
             if let Some(idx) = fault {
                 let f = self.faults.remove(idx);
@@ -1153,10 +1160,15 @@ impl SimDrive {
                     }
                 };
             }
+            let corrupt = self.faults.contains(&Fault::SilentCorruption { lba });
             let Some(d) = self.disc.as_mut() else {
                 return (Err(NOT_READY_NO_DISC), action);
             };
-            d.store(lba, &bytes[i as usize * BLOCK..(i as usize + 1) * BLOCK]);
+            let mut block = bytes[i as usize * BLOCK..(i as usize + 1) * BLOCK].to_vec();
+            if corrupt {
+                block[0] ^= 0xff;
+            }
+            d.store(lba, &block);
             if d.is_sequential() {
                 if !d.tracks.iter().any(|t| t.open) {
                     d.tracks.push(Self::next_track(d));
