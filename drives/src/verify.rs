@@ -1,0 +1,105 @@
+//! Reading drives back and hashing them.
+//!
+//! A read-back goes through `O_DIRECT` (after `BLKFLSBUF`) so it sees the
+//! medium, not the page cache. Also the duplicator's "already holds exactly
+//! the image" check: the SHA-256 of the drive over the image's length.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::blockdev::{Access, Disk};
+use crate::buffer::AlignedBuf;
+use crate::error::{Error, Result};
+use crate::progress::CancelToken;
+use crate::source::ImageReader;
+
+/// Read-back buffer: small, because every target verifies at once.
+pub(crate) const VERIFY_BUF: usize = 2 << 20;
+
+/// Feeds the bytes of `disk` in `range` into `h`. The start must be
+/// sector aligned; a length ending mid-sector reads the whole sector.
+pub(crate) fn hash_range(
+    disk: &mut Disk,
+    drive: &str,
+    range: std::ops::Range<u64>,
+    buf: &mut AlignedBuf,
+    h: &mut Sha256,
+    cancel: &CancelToken,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let sector = u64::from(disk.logical_sector_size());
+    let (mut pos, end) = (range.start, range.end);
+    while pos < end {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let want = (end - pos).min(buf.len() as u64);
+        let aligned = want.div_ceil(sector) * sector;
+        let slice = &mut buf.as_mut_slice()[..aligned as usize];
+        disk.read_exact_at(slice, pos)
+            .map_err(Error::drive(drive, "read back"))?;
+        h.update(&slice[..want as usize]);
+        pos += want;
+        on_bytes(want);
+    }
+    Ok(())
+}
+
+/// SHA-256 (hex) of the first `len` bytes of the drive at `path`.
+pub fn drive_sha256(path: &Path, len: u64, cancel: &CancelToken) -> Result<String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut disk = Disk::open(path, Access::Read).map_err(Error::drive(&name, "open"))?;
+    if disk.size() < len {
+        return Err(Error::TooSmall {
+            image: "(hash)".into(),
+            drive: name,
+            image_size: len,
+            drive_size: disk.size(),
+        });
+    }
+    disk.flush_buffers().ok();
+    let mut buf = AlignedBuf::zeroed(VERIFY_BUF);
+    let mut h = Sha256::new();
+    hash_range(
+        &mut disk,
+        &name,
+        0..len,
+        &mut buf,
+        &mut h,
+        cancel,
+        &mut |_| {},
+    )?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// True when the drive at `path` already holds exactly `len` bytes whose
+/// SHA-256 is `sha256_hex` (the duplicator may then skip it as done).
+pub fn holds_image(path: &Path, len: u64, sha256_hex: &str, cancel: &CancelToken) -> Result<bool> {
+    match drive_sha256(path, len, cancel) {
+        Ok(h) => Ok(h.eq_ignore_ascii_case(sha256_hex)),
+        Err(Error::TooSmall { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Length and SHA-256 (hex) of an image's decoded content.
+pub fn content_sha256(image: &Path, cancel: &CancelToken) -> Result<(u64, String)> {
+    let mut r = ImageReader::open(image)?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut h = Sha256::new();
+    loop {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let n = r.read_full(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok((r.position(), hex::encode(h.finalize())))
+}

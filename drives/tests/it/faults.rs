@@ -1,0 +1,204 @@
+//! Drives that misbehave: read-only, too small, failing, pulled.
+
+use std::process::Command;
+
+use copyunit_drives::{CancelToken, CopyPlan, Error, Phase, TargetUpdate, check_target, copy};
+
+use crate::util::{
+    Loop, Mounted, TempDir, cmp, image_bytes, loops_allowed, quiet, run, write_file,
+};
+
+#[test]
+fn read_only_media_is_refused() {
+    let dir = TempDir::new("ro");
+    let file = dir.path("ro.img");
+    write_file(&file, &vec![0xEEu8; 8 << 20]);
+    let l = Loop::over(&file, 512, true);
+    let d = copyunit_drives::discover(&loops_allowed())
+        .into_iter()
+        .find(|d| d.name == l.name)
+        .expect("listed");
+    assert!(d.read_only && !d.eligible);
+    let err = check_target(&l.name, &loops_allowed()).expect_err("refused");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(1 << 20, 9));
+    let mut p = CopyPlan::new(&img, vec![l.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    assert!(
+        r.targets[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("read-only"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_target_smaller_than_the_image_is_refused_before_a_byte_is_written() {
+    let dir = TempDir::new("small");
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(12 << 20, 10));
+    let small = Loop::new(&dir, 8 << 20, 512);
+    let big = Loop::new(&dir, 16 << 20, 512);
+    let mut p = CopyPlan::new(&img, vec![small.name.clone(), big.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    let e = r.targets[0].error.clone().expect("error");
+    assert!(
+        e.contains("disk.img") && e.contains(&small.name) && e.contains("holds only"),
+        "{e}"
+    );
+    assert!(
+        small.contents().iter().all(|b| *b == 0xEE),
+        "the small drive was written"
+    );
+    assert_eq!(r.targets[1].phase, Phase::Done, "{r:#?}");
+
+    // A gzip image has no size up front: the write stops at the drive's end.
+    let d = dir.0.display();
+    assert!(
+        Command::new("sh")
+            .args(["-c", &format!("gzip -c {d}/disk.img > {d}/disk.img.gz")])
+            .status()
+            .expect("gzip")
+            .success()
+    );
+    let mut p = CopyPlan::new(dir.path("disk.img.gz"), vec![small.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    assert!(
+        r.targets[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("holds only"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_failing_drive_fails_alone_while_the_other_completes() {
+    let dir = TempDir::new("eio");
+    // A 32 MiB sparse file on an 8 MiB tmpfs: writes past 8 MiB fail.
+    let mnt = dir.path("small-tmpfs");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    run(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=8M",
+            "tmpfs",
+            mnt.to_str().expect("utf-8"),
+        ],
+    );
+    let _m = Mounted(mnt.clone());
+    let backing = mnt.join("bad.img");
+    std::fs::File::create(&backing)
+        .and_then(|f| f.set_len(32 << 20))
+        .expect("sparse file");
+    let bad = Loop::over(&backing, 512, false);
+    let good = Loop::new(&dir, 32 << 20, 512);
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(20 << 20, 11));
+
+    let mut p = CopyPlan::new(&img, vec![bad.name.clone(), good.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
+    let e = r.targets[0].error.clone().expect("error");
+    assert!(e.contains(&bad.name), "{e}");
+    // The first MiB is written last: the drive that failed half-way does not
+    // hold the image's boot sector, only the zeros of the capacity probe.
+    let head = crate::util::read_dev(&bad.dev, 1 << 20);
+    assert!(
+        head.iter().all(|b| *b == 0),
+        "the first MiB was written before the rest"
+    );
+    let mid = crate::util::read_dev(&bad.dev, 4 << 20);
+    assert_eq!(
+        &mid[(2 << 20)..],
+        &std::fs::read(&img).expect("image")[(2 << 20)..(4 << 20)],
+        "later chunks were written"
+    );
+    assert_eq!(r.targets[1].phase, Phase::Done, "{r:#?}");
+    assert!(r.targets[1].verified);
+    assert!(cmp(&img, &good.dev, 20 << 20));
+    assert_eq!(r.source_error, None);
+}
+
+#[test]
+fn a_drive_pulled_mid_write_does_not_stop_the_others() {
+    let dir = TempDir::new("pull");
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(24 << 20, 12));
+    let mut pulled = Loop::new(&dir, 32 << 20, 512);
+    let good = Loop::new(&dir, 32 << 20, 512);
+    let pulled_dev = pulled.dev.clone();
+    let once = std::sync::Once::new();
+    let progress = |u: TargetUpdate| {
+        if u.index == 0 && u.progress.phase == Phase::Write {
+            once.call_once(|| {
+                let _ = Command::new("losetup").args(["-d", &pulled_dev]).status();
+            });
+        }
+    };
+    let mut p = CopyPlan::new(&img, vec![pulled.name.clone(), good.name.clone()]);
+    p.discover = loops_allowed();
+    p.queue_depth = 1;
+    let r = copy(&p, &CancelToken::new(), &progress);
+    assert!(once.is_completed(), "the drive was never pulled");
+    // The kernel defers detaching an open loop device until it is closed, so the
+    // pulled drive may finish; either way it ends in a final phase and nothing panics.
+    assert!(r.targets[0].phase.is_final(), "{r:#?}");
+    assert_eq!(r.targets[1].phase, Phase::Done, "{r:#?}");
+    assert!(cmp(&img, &good.dev, 24 << 20));
+    pulled.detach();
+
+    // Pulled before the job opened it: that target fails with a clear message.
+    let gone = pulled.name.clone();
+    let mut p = CopyPlan::new(&img, vec![gone.clone(), good.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    let e = r.targets[0].error.clone().expect("error");
+    assert!(e.contains(&gone), "{e}");
+    assert_eq!(r.targets[1].phase, Phase::Done);
+}
+
+#[test]
+fn a_drive_opened_exclusively_elsewhere_is_refused() {
+    let dir = TempDir::new("excl");
+    let l = Loop::new(&dir, 16 << 20, 512);
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(1 << 20, 13));
+    let held = copyunit_drives::blockdev::Disk::open(
+        std::path::Path::new(&l.dev),
+        copyunit_drives::blockdev::Access::WriteExclusive,
+    )
+    .expect("first exclusive open");
+    let mut p = CopyPlan::new(&img, vec![l.name.clone()]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    assert!(
+        r.targets[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("in use"),
+        "{r:#?}"
+    );
+    drop(held);
+    assert!(matches!(
+        check_target("nosuchdrive0", &loops_allowed()),
+        Err(Error::NoSuchDrive(_))
+    ));
+}

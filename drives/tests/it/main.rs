@@ -1,0 +1,9 @@
+//! Integration tests on real loop devices (needs root, as CI has).
+
+mod copy;
+mod discover;
+mod faults;
+mod formats;
+mod hotplug;
+mod util;
+mod wipe_read;
