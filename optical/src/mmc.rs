@@ -640,7 +640,7 @@ impl<'a> Mmc<'a> {
             2 => CapacityKind::Formatted,
             _ => CapacityKind::NoMedium,
         };
-        let formats = b[12..list]
+        let formats = b[12..list.max(12)]
             .chunks_exact(8)
             .map(|d| FormatDescriptor {
                 blocks: be32(d, 0),
@@ -857,6 +857,172 @@ impl<'a> Mmc<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Reply;
+
+    /// Records CDBs and data-out, answers GOOD with canned data.
+    struct Recorder {
+        sent: Vec<(Vec<u8>, Vec<u8>)>,
+        answer: Vec<u8>,
+    }
+
+    impl Transport for Recorder {
+        fn device(&self) -> &str {
+            "sr9"
+        }
+        fn execute(
+            &mut self,
+            _name: &'static str,
+            cdb: &[u8],
+            data: DataDir<'_>,
+            _timeout: Duration,
+        ) -> Result<Reply> {
+            let (out, n) = match data {
+                DataDir::ToDevice(b) => (b.to_vec(), b.len()),
+                DataDir::FromDevice(b) => {
+                    let n = b.len().min(self.answer.len());
+                    b[..n].copy_from_slice(&self.answer[..n]);
+                    (vec![], n)
+                }
+                DataDir::None => (vec![], 0),
+            };
+            self.sent.push((cdb.to_vec(), out));
+            Ok(Reply {
+                status: Status::Good,
+                transferred: n,
+            })
+        }
+    }
+
+    fn rec(answer: Vec<u8>) -> Recorder {
+        Recorder {
+            sent: vec![],
+            answer,
+        }
+    }
+
+    /// CDB bytes as MMC-5/SPC-3 lay them out, written down independently
+    /// of the simulator (which parses with the same code's assumptions).
+    #[test]
+    fn cdbs_have_the_spec_layout() {
+        let mut r = rec(vec![0; 4096]);
+        let mut m = Mmc::new(&mut r);
+        m.read_track_information(TrackRef::Invisible).unwrap();
+        m.close_track_session(close::SESSION, 0, false).unwrap();
+        m.close_track_session(close::TRACK, 3, true).unwrap();
+        m.blank(BlankKind::Fast, true).unwrap();
+        m.start_stop(false).unwrap();
+        m.prevent_removal(true).unwrap();
+        m.reserve_track(0x0001_0203).unwrap();
+        m.write10(-150, &[0u8; 4096]).unwrap();
+        m.read10(0x10, &mut [0u8; 2048]).unwrap();
+        m.send_cue_sheet(&data_cue_sheet(300)).unwrap();
+        m.format_unit(
+            FormatDescriptor {
+                blocks: u32::MAX,
+                format_type: 0x26,
+                param: 0,
+            },
+            true,
+        )
+        .unwrap();
+        m.synchronize_cache().unwrap();
+        let sent = &r.sent;
+        assert_eq!(sent[0].0, [0x52, 0x01, 0, 0, 0, 0xff, 0, 0, 36, 0]);
+        assert_eq!(sent[1].0, [0x5b, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(sent[2].0, [0x5b, 0x01, 0x01, 0, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(sent[3].0, [0xa1, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(sent[4].0, [0x1b, 0, 0, 0, 0x02, 0]);
+        assert_eq!(sent[5].0, [0x1e, 0, 0, 0, 0x01, 0]);
+        assert_eq!(sent[6].0, [0x53, 0, 0, 0, 0, 0x00, 0x01, 0x02, 0x03, 0]);
+        assert_eq!(sent[7].0, [0x2a, 0, 0xff, 0xff, 0xff, 0x6a, 0, 0, 2, 0]);
+        assert_eq!(sent[7].1.len(), 4096);
+        assert_eq!(sent[8].0, [0x28, 0, 0, 0, 0, 0x10, 0, 0, 1, 0]);
+        assert_eq!(sent[9].0, [0x5d, 0, 0, 0, 0, 0, 0, 0, 32, 0]);
+        assert_eq!(sent[10].0, [0x04, 0x11, 0, 0, 0, 0]);
+        assert_eq!(
+            sent[10].1,
+            [
+                0x00, 0x82, 0x00, 0x08, 0xff, 0xff, 0xff, 0xff, 0x98, 0, 0, 0
+            ]
+        );
+        assert_eq!(sent[11].0[0], 0x35);
+    }
+
+    #[test]
+    fn mode_select_sends_header_and_page_05() {
+        let mut r = rec(vec![]);
+        let mut m = Mmc::new(&mut r);
+        m.set_write_params(&WriteParams {
+            write_type: WriteType::Sao,
+            buffer_underrun_free: true,
+            multi_session: false,
+            track_mode: 4,
+            data_block_type: 8,
+            dvd_incremental: false,
+        })
+        .unwrap();
+        let (cdb, data) = &r.sent[0];
+        assert_eq!(cdb, &[0x55, 0x10, 0, 0, 0, 0, 0, 0, 60, 0]);
+        assert_eq!(&data[..8], &[0u8; 8]);
+        assert_eq!(&data[8..13], &[0x05, 0x32, 0x42, 0x04, 0x08]);
+    }
+
+    #[test]
+    fn answers_are_parsed_per_spec() {
+        // READ DISC INFORMATION: erasable, last session complete, disc
+        // complete, 2 sessions, tracks 3..3, DVD+RW background format 3.
+        let mut di = vec![0u8; 34];
+        di[1] = 32;
+        di[2] = 0x10 | (3 << 2) | 2;
+        di[4] = 2;
+        di[5] = 3;
+        di[6] = 3;
+        di[7] = 3;
+        let mut r = rec(di);
+        let info = Mmc::new(&mut r).read_disc_information().unwrap();
+        assert_eq!(info.status, DiscStatus::Complete);
+        assert!(info.erasable);
+        assert_eq!(
+            (info.sessions, info.last_track_last_session, info.bg_format),
+            (2, 3, 3)
+        );
+
+        // GET CONFIGURATION: current profile DVD+RW; profile list with
+        // CD-R and DVD+RW; CD Mastering with SAO.
+        let mut gc = vec![0, 0, 0, 0, 0, 0, 0x00, 0x1a];
+        gc.extend_from_slice(&[0x00, 0x00, 0x03, 8, 0x00, 0x09, 0, 0, 0x00, 0x1a, 1, 0]);
+        gc.extend_from_slice(&[0x00, 0x2e, 0x03, 4, 0x20, 0, 0, 0]);
+        let len = (gc.len() - 4) as u32;
+        gc[..4].copy_from_slice(&len.to_be_bytes());
+        let mut r = rec(gc);
+        let cfg = Mmc::new(&mut r).get_configuration().unwrap();
+        assert_eq!(cfg.media(), Media::DvdPlusRw);
+        assert_eq!(cfg.profiles, vec![0x09, 0x1a]);
+        assert!(cfg.supports_profile(Media::CdR));
+        assert!(cfg.can_sao());
+
+        // INQUIRY.
+        let mut inq = vec![b' '; 36];
+        inq[0] = 5;
+        inq[1] = 0x80;
+        inq[8..12].copy_from_slice(b"HL-D");
+        inq[16..24].copy_from_slice(b"DVDRAM G");
+        let mut r = rec(inq);
+        let i = Mmc::new(&mut r).inquiry().unwrap();
+        assert_eq!((i.peripheral_type, i.removable), (5, true));
+        assert_eq!(
+            (i.vendor.as_str(), i.product.as_str()),
+            ("HL-D", "DVDRAM G")
+        );
+
+        // A short answer is an error, not a panic.
+        let mut r = rec(vec![0; 4]);
+        let e = Mmc::new(&mut r).read_capacity().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sr9: short answer to READ CAPACITY (4 bytes)"
+        );
+    }
 
     #[test]
     fn msf_of_lba() {

@@ -69,7 +69,7 @@ impl Sense {
                 let ascq = data.get(13).copied().unwrap_or(0);
                 let progress = match (data.get(15), data.get(16), data.get(17)) {
                     (Some(sksv), Some(hi), Some(lo))
-                        if sksv & 0x80 != 0 && key == key::NOT_READY =>
+                        if sksv & 0x80 != 0 && matches!(key, key::NOT_READY | key::NO_SENSE) =>
                     {
                         Some(u16::from_be_bytes([*hi, *lo]))
                     }
@@ -105,7 +105,7 @@ impl Sense {
                         }
                         0x02 if body.len() >= 7
                             && body[4] & 0x80 != 0
-                            && sense.key == key::NOT_READY =>
+                            && matches!(sense.key, key::NOT_READY | key::NO_SENSE) =>
                         {
                             sense.progress = Some(u16::from_be_bytes([body[5], body[6]]));
                         }

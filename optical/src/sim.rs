@@ -1439,7 +1439,11 @@ impl Transport for SimDrive {
                 transferred: 0,
             });
         }
-        let (result, action) = self.handle(cdb, data);
+        // Short CDBs read as zero-padded rather than panicking.
+        let mut padded = [0u8; 16];
+        let n = cdb.len().min(16);
+        padded[..n].copy_from_slice(&cdb[..n]);
+        let (result, action) = self.handle(&padded, data);
         self.log.push(Logged {
             name,
             cdb: cdb.to_vec(),

@@ -88,15 +88,25 @@ impl SgTransport {
     pub fn open(path: impl AsRef<Path>) -> Result<SgTransport> {
         let path = path.as_ref().to_path_buf();
         // O_NONBLOCK: sr refuses a blocking open while the tray is empty.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|source| Error::Open {
-                path: path.clone(),
-                source,
-            })?;
+        // Read-write where allowed (burners), else read-only (a source drive
+        // or a read-only node still answers SG_IO queries and READs).
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+        };
+        let file = match open(true) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)) => {
+                open(false)
+            }
+            other => other,
+        }
+        .map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
         let device = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -281,6 +291,17 @@ impl Transport for SgTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn sg_io_hdr_has_the_kernel_layout() {
+        // sizeof(struct sg_io_hdr) on 64-bit Linux.
+        assert_eq!(std::mem::size_of::<SgIoHdr>(), 88);
+        assert_eq!(std::mem::offset_of!(SgIoHdr, dxferp), 16);
+        assert_eq!(std::mem::offset_of!(SgIoHdr, timeout), 40);
+        assert_eq!(std::mem::offset_of!(SgIoHdr, status), 64);
+        assert_eq!(std::mem::offset_of!(SgIoHdr, resid), 72);
+    }
 
     #[test]
     fn missing_device_is_a_clear_open_error() {
