@@ -56,7 +56,7 @@ const CHUNK_BLOCKS: u32 = 32;
 
 /// Reads a disc from LBA 0 to its end (READ CAPACITY) as a byte stream.
 pub struct DiscReader<'a> {
-    mmc: Mmc<'a>,
+    t: Box<dyn Transport + 'a>,
     opts: RipOptions,
     next: u32,
     end: u32,
@@ -66,9 +66,12 @@ pub struct DiscReader<'a> {
 }
 
 impl<'a> DiscReader<'a> {
-    /// Wait for the disc and size it.
-    pub fn open(t: &'a mut dyn Transport, opts: RipOptions) -> Result<DiscReader<'a>> {
-        let mut mmc = Mmc::new(t);
+    /// Wait for the disc and size it. Takes the transport by value (an
+    /// `SgTransport` gives a `'static` reader to move into a thread) or by
+    /// `&mut`.
+    pub fn open(t: impl Transport + 'a, opts: RipOptions) -> Result<DiscReader<'a>> {
+        let mut t: Box<dyn Transport + 'a> = Box::new(t);
+        let mut mmc = Mmc::new(&mut *t);
         wait_ready(&mut mmc, &opts.timing)?;
         let cap = mmc.read_capacity()?;
         let end = if cap.bytes() <= BLOCK as u64 && cap.last_lba == 0 {
@@ -77,7 +80,7 @@ impl<'a> DiscReader<'a> {
             cap.last_lba + 1
         };
         Ok(DiscReader {
-            mmc,
+            t,
             opts,
             next: 0,
             end,
@@ -97,8 +100,14 @@ impl<'a> DiscReader<'a> {
         &self.unreadable
     }
 
-    fn device(&self) -> String {
-        self.mmc.device().to_string()
+    /// Kernel name of the source drive.
+    pub fn device(&self) -> &str {
+        self.t.device()
+    }
+
+    /// Give the transport back (e.g. to eject the source disc).
+    pub fn into_transport(self) -> Box<dyn Transport + 'a> {
+        self.t
     }
 
     /// Read one chunk into `self.buf`, falling back to block-by-block with
@@ -107,17 +116,18 @@ impl<'a> DiscReader<'a> {
         let n = (self.end - self.next).min(CHUNK_BLOCKS);
         self.buf.resize(n as usize * BLOCK, 0);
         self.pos = 0;
-        if self.mmc.read10(self.next, &mut self.buf).is_ok() {
+        let mut mmc = Mmc::new(&mut *self.t);
+        if mmc.read10(self.next, &mut self.buf).is_ok() {
             self.next += n;
             return Ok(());
         }
-        let device = self.device();
+        let device = mmc.device().to_string();
         for i in 0..n {
             let lba = self.next + i;
             let block = &mut self.buf[i as usize * BLOCK..(i as usize + 1) * BLOCK];
             let mut attempt = 0;
             loop {
-                match self.mmc.read10(lba, block) {
+                match mmc.read10(lba, block) {
                     Ok(()) => break,
                     Err(e) => {
                         let medium = matches!(
@@ -176,7 +186,7 @@ pub fn rip(
     opts: &RipOptions,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<RipReport> {
-    let mut reader = DiscReader::open(t, opts.clone())?;
+    let mut reader = DiscReader::open(&mut *t, opts.clone())?;
     let total = reader.size();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK_BLOCKS as usize * BLOCK];

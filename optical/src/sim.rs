@@ -40,6 +40,8 @@ pub struct DriveConfig {
     pub drain_per_command: u32,
     /// Polls a blank or (non-background) format takes.
     pub long_op_polls: u32,
+    /// Commands answered "becoming ready" after a disc is loaded.
+    pub spin_up_commands: u32,
 }
 
 impl DriveConfig {
@@ -57,6 +59,7 @@ impl DriveConfig {
             buffer_blocks: 1024,
             drain_per_command: 1024,
             long_op_polls: 4,
+            spin_up_commands: 0,
         }
     }
 
@@ -367,6 +370,7 @@ pub struct SimDrive {
     sao: Option<Sao>,
     buffer_used: u32,
     long_op: Option<(LongOp, u32, u32)>,
+    spin_up: u32,
 }
 
 const fn s(key: u8, asc: u8, ascq: u8) -> Sense {
@@ -418,6 +422,7 @@ impl SimDrive {
             sao: None,
             buffer_used: 0,
             long_op: None,
+            spin_up: 0,
         }
     }
 
@@ -439,6 +444,7 @@ impl SimDrive {
         self.params = None;
         self.sao = None;
         self.unit_attention = Some(MEDIUM_CHANGED);
+        self.spin_up = self.config.spin_up_commands;
     }
 
     /// Take the disc out (tray left open).
@@ -625,6 +631,10 @@ impl SimDrive {
         if let Some(ua) = self.unit_attention.take() {
             return (Err(ua), None);
         }
+        if self.spin_up > 0 && self.present().is_some() {
+            self.spin_up -= 1;
+            return (Err(s(2, 0x04, 0x01)), None);
+        }
         if op == 0x5c {
             let mut b = [0u8; 12];
             b[1] = 10;
@@ -744,6 +754,7 @@ impl SimDrive {
             self.tray_open = false;
             if was_open && self.disc.is_some() {
                 self.unit_attention = Some(MEDIUM_CHANGED);
+                self.spin_up = self.config.spin_up_commands;
             }
             (Ok(0), Some("LOAD".into()))
         } else if self.prevent {

@@ -74,6 +74,38 @@ pub trait Transport: Send {
     ) -> Result<Reply>;
 }
 
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn device(&self) -> &str {
+        (**self).device()
+    }
+
+    fn execute(
+        &mut self,
+        name: &'static str,
+        cdb: &[u8],
+        data: DataDir<'_>,
+        timeout: Duration,
+    ) -> Result<Reply> {
+        (**self).execute(name, cdb, data, timeout)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn device(&self) -> &str {
+        (**self).device()
+    }
+
+    fn execute(
+        &mut self,
+        name: &'static str,
+        cdb: &[u8],
+        data: DataDir<'_>,
+        timeout: Duration,
+    ) -> Result<Reply> {
+        (**self).execute(name, cdb, data, timeout)
+    }
+}
+
 /// A real drive through `/dev/sr*` or `/dev/sg*`.
 #[derive(Debug)]
 pub struct SgTransport {

@@ -192,3 +192,63 @@ fn disc_to_disc_copy_streams_the_source_into_burners() {
     assert_eq!(r.sha256, sha(&data));
     assert_eq!(disc_bytes(&dst, 0, data.len()), data);
 }
+
+#[test]
+fn a_spinning_up_disc_is_waited_for_or_reported_not_ready() {
+    let mut d = SimDrive::new("sr1");
+    d.config_mut().spin_up_commands = 5;
+    d.insert(SimDisc::blank(Media::DvdPlusR, 2_295_104));
+    let info = probe(&mut d).unwrap();
+    assert!(info.not_ready, "probe does not wait: it says so");
+    assert_eq!(info.media, None);
+    // A burn waits "becoming ready" out.
+    let img = image(64 * 2048, 57);
+    let r = burn(&mut d, &img[..], img.len() as u64, &opts(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(r.verified);
+    let info = probe(&mut d).unwrap();
+    assert!(!info.not_ready);
+    assert_eq!(info.media.unwrap().status, "complete");
+}
+
+#[test]
+fn an_owned_disc_reader_moves_into_a_thread() {
+    let data = image(300 * 2048, 58);
+    let mut src = SimDrive::with_config("sr0", DriveConfig::reader());
+    src.insert(SimDisc::pressed(Media::DvdRom, &data));
+    // By value, as unitd does with an SgTransport: a 'static reader.
+    let mut reader: DiscReader<'static> = DiscReader::open(src, rip_opts()).unwrap();
+    assert_eq!(reader.device(), "sr0");
+    let copied = std::thread::spawn(move || {
+        let mut out = vec![];
+        std::io::copy(&mut reader, &mut out).map(|_| out)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!(copied, data);
+}
+
+#[test]
+fn unreadable_sector_while_streaming_fails_the_copy() {
+    let data = image(100 * 2048, 59);
+    let mut src = SimDrive::with_config("sr0", DriveConfig::reader());
+    src.insert(SimDisc::pressed(Media::DvdRom, &data));
+    src.add_fault(Fault::ReadError {
+        lba: 10,
+        times: u32::MAX,
+    });
+    let mut dst = SimDrive::with_disc("sr1", SimDisc::blank(Media::DvdPlusR, 2_295_104));
+    let reader = DiscReader::open(&mut src, rip_opts()).unwrap();
+    let size = reader.size();
+    let e = burn(&mut dst, reader, size, &opts(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("reading the image failed after 0 of 204800 bytes: 1 unreadable sector(s) on the disc in sr0, first at LBA 10"),
+        "{e}"
+    );
+}
