@@ -499,10 +499,14 @@ pub fn burn(
     let _ = mmc.prevent_removal(false);
     match result {
         Ok(report) => {
-            if opts.eject {
-                mmc.eject()?;
+            // The disc is written and verified: a tray that does not open
+            // is worth a warning, not a failed job.
+            if opts.eject
+                && let Err(e) = mmc.eject()
+            {
+                tracing::warn!(device = mmc.device(), error = %e, "eject after burn failed");
             }
-            rep.report(Phase::Done, size)?;
+            let _ = rep.report(Phase::Done, size);
             Ok(report)
         }
         Err(e) => {

@@ -8,6 +8,7 @@ mod erase;
 mod faults;
 mod probe_rip;
 mod refusals;
+mod strictness;
 
 use std::ops::ControlFlow;
 
