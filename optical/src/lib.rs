@@ -13,7 +13,8 @@
 //! - [`burn`]: the burn sequence per media type with preflight checks,
 //!   verify and eject; [`blank`], [`format`], [`erase`].
 //! - [`probe`]: drive identity, capabilities (Burner or Source) and the
-//!   disc as [`copyunit_model::OpticalMedia`].
+//!   disc as [`copyunit_model::OpticalMedia`]; [`media_event`] to poll for
+//!   discs inserted or removed.
 //! - [`rip`]: read a source disc into a writer with SHA-256, or stream it
 //!   with [`DiscReader`] for disc-to-disc copies.
 //!
@@ -59,8 +60,8 @@ pub use burn::{
     preflight,
 };
 pub use error::{Error, Result};
-pub use mmc::{BlankKind, Media, Mmc};
-pub use probe::{Capabilities, DriveInfo, probe};
+pub use mmc::{BlankKind, Media, MediaEvent, MediaEventKind, Mmc};
+pub use probe::{Capabilities, DriveInfo, media_event, probe};
 pub use rip::{DiscReader, RipOptions, RipReport, rip};
 pub use sense::{Condition, Sense};
 pub use sim::{DriveConfig, Fault, SimDisc, SimDrive};

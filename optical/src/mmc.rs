@@ -279,6 +279,24 @@ pub struct FormatCapacities {
     pub formats: Vec<FormatDescriptor>,
 }
 
+/// Media class event of GET EVENT STATUS NOTIFICATION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaEvent {
+    pub kind: MediaEventKind,
+    pub tray_open: bool,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEventKind {
+    NoChange,
+    EjectRequest,
+    NewMedia,
+    MediaRemoval,
+    MediaChanged,
+    Other(u8),
+}
+
 /// READ BUFFER CAPACITY (block form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferCapacity {
@@ -845,6 +863,38 @@ impl<'a> Mmc<'a> {
             TIMEOUT_LONG,
         )
         .map(|_| ())
+    }
+
+    /// GET EVENT STATUS NOTIFICATION (polled, media class): a cheap way to
+    /// notice a disc being inserted or removed without disturbing a drive
+    /// (no unit attention is consumed).
+    pub fn media_event(&mut self) -> Result<MediaEvent> {
+        let b = self.read_into(
+            "GET EVENT STATUS NOTIFICATION",
+            &[0x4a, 0x01, 0, 0, 0x10, 0, 0, 0, 8, 0],
+            8,
+            4,
+        )?;
+        // NEA set or another class: the drive has no media event to give.
+        if b.len() < 8 || b[2] & 0x80 != 0 || b[2] & 0x07 != 4 {
+            return Ok(MediaEvent {
+                kind: MediaEventKind::NoChange,
+                tray_open: false,
+                present: false,
+            });
+        }
+        Ok(MediaEvent {
+            kind: match b[4] & 0x0f {
+                0 => MediaEventKind::NoChange,
+                1 => MediaEventKind::EjectRequest,
+                2 => MediaEventKind::NewMedia,
+                3 => MediaEventKind::MediaRemoval,
+                4 => MediaEventKind::MediaChanged,
+                k => MediaEventKind::Other(k),
+            },
+            tray_open: b[5] & 0x01 != 0,
+            present: b[5] & 0x02 != 0,
+        })
     }
 
     /// Allow removal, then eject the tray.

@@ -8,7 +8,9 @@
 use copyunit_model::{DriveRole, OpticalMedia};
 
 use crate::error::{Error, Result};
-use crate::mmc::{BLOCK, CapacityKind, Configuration, DiscStatus, Inquiry, Media, Mmc, TrackRef};
+use crate::mmc::{
+    BLOCK, CapacityKind, Configuration, DiscStatus, Inquiry, Media, MediaEvent, Mmc, TrackRef,
+};
 use crate::sense::Condition;
 use crate::transport::Transport;
 
@@ -70,6 +72,12 @@ pub struct DriveInfo {
     pub readable_bytes: u64,
     /// The drive is spinning up or busy: probe again shortly.
     pub not_ready: bool,
+}
+
+/// Has a disc been inserted or removed since the last call? Cheap enough
+/// to poll every second or two; probe again on anything but `NoChange`.
+pub fn media_event(t: &mut dyn Transport) -> Result<MediaEvent> {
+    Mmc::new(t).media_event()
 }
 
 /// Probe a drive and its disc.

@@ -371,6 +371,8 @@ pub struct SimDrive {
     buffer_used: u32,
     long_op: Option<(LongOp, u32, u32)>,
     spin_up: u32,
+    /// Pending GET EVENT STATUS NOTIFICATION media event code.
+    media_event: u8,
 }
 
 const fn s(key: u8, asc: u8, ascq: u8) -> Sense {
@@ -423,6 +425,7 @@ impl SimDrive {
             buffer_used: 0,
             long_op: None,
             spin_up: 0,
+            media_event: 0,
         }
     }
 
@@ -445,11 +448,15 @@ impl SimDrive {
         self.sao = None;
         self.unit_attention = Some(MEDIUM_CHANGED);
         self.spin_up = self.config.spin_up_commands;
+        self.media_event = 2;
     }
 
     /// Take the disc out (tray left open).
     pub fn take_disc(&mut self) -> Option<SimDisc> {
         self.tray_open = true;
+        if self.disc.is_some() {
+            self.media_event = 3;
+        }
         self.disc.take()
     }
 
@@ -604,6 +611,15 @@ impl SimDrive {
                 return (Ok(copy_out(data, &sense.to_fixed())), None);
             }
             0x46 => return (Ok(self.get_configuration(data)), None),
+            0x4a => {
+                let mut b = [0u8; 8];
+                b[1] = 6;
+                b[2] = 4;
+                b[3] = 0x10;
+                b[4] = std::mem::take(&mut self.media_event);
+                b[5] = u8::from(self.tray_open) | if self.present().is_some() { 0x02 } else { 0 };
+                return (Ok(copy_out(data, &b)), None);
+            }
             0x1e => {
                 self.prevent = cdb[4] & 1 != 0;
                 let a = if self.prevent {
@@ -755,12 +771,16 @@ impl SimDrive {
             if was_open && self.disc.is_some() {
                 self.unit_attention = Some(MEDIUM_CHANGED);
                 self.spin_up = self.config.spin_up_commands;
+                self.media_event = 2;
             }
             (Ok(0), Some("LOAD".into()))
         } else if self.prevent {
             (Err(REMOVAL_PREVENTED), Some("EJECT refused".into()))
         } else {
             self.tray_open = true;
+            if self.disc.is_some() {
+                self.media_event = 3;
+            }
             (Ok(0), Some("EJECT".into()))
         }
     }
@@ -1163,6 +1183,7 @@ impl SimDrive {
                     }
                     Fault::RemoveMediaAt { .. } => {
                         self.tray_open = true;
+                        self.media_event = 3;
                         (Err(NO_DISC_TRAY_OPEN), action)
                     }
                     _ => {

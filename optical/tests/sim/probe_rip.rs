@@ -252,3 +252,30 @@ fn unreadable_sector_while_streaming_fails_the_copy() {
         "{e}"
     );
 }
+
+#[test]
+fn media_events_tell_insert_and_removal() {
+    use copyunit_optical::{MediaEventKind, media_event};
+    let mut d = SimDrive::new("sr1");
+    let e = media_event(&mut d).unwrap();
+    assert_eq!((e.kind, e.present), (MediaEventKind::NoChange, false));
+    d.insert(SimDisc::blank(Media::CdR, 359_847));
+    let e = media_event(&mut d).unwrap();
+    assert_eq!(
+        (e.kind, e.present, e.tray_open),
+        (MediaEventKind::NewMedia, true, false)
+    );
+    assert_eq!(
+        media_event(&mut d).unwrap().kind,
+        MediaEventKind::NoChange,
+        "reported once"
+    );
+    copyunit_optical::Mmc::new(&mut d).eject().unwrap();
+    let e = media_event(&mut d).unwrap();
+    assert_eq!(
+        (e.kind, e.present, e.tray_open),
+        (MediaEventKind::MediaRemoval, false, true)
+    );
+    // Polling consumed no unit attention: probing still works normally.
+    assert_eq!(probe(&mut d).unwrap().media, None);
+}
