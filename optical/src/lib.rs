@@ -10,12 +10,12 @@
 //! - [`mmc`]: typed MMC commands ([`Mmc`]) and their parsed answers.
 //! - [`sim`]: [`SimDrive`], an in-memory drive with media state, drive
 //!   buffer, unit attentions and injectable faults, recording every command.
-//! - [`burn`]: the burn sequence per media type with preflight checks,
-//!   verify and eject; [`blank`], [`format`], [`erase`].
-//! - [`probe`]: drive identity, capabilities (Burner or Source) and the
+//! - [`mod@burn`]: the burn sequence per media type with preflight checks,
+//!   verify and eject; [`blank`], [`fn@format`], [`erase`].
+//! - [`mod@probe`]: drive identity, capabilities (Burner or Source) and the
 //!   disc as [`copyunit_model::OpticalMedia`]; [`media_event`] to poll for
 //!   discs inserted or removed.
-//! - [`rip`]: read a source disc into a writer with SHA-256, or stream it
+//! - [`mod@rip`]: read a source disc into a writer with SHA-256, or stream it
 //!   with [`DiscReader`] for disc-to-disc copies.
 //!
 //! # Use from unitd

@@ -2,7 +2,7 @@
 //! implementation [`SgTransport`] over the Linux SG_IO ioctl.
 //!
 //! Architecture invariant: this is the only module of the crate that opens
-//! devices or issues ioctls, and [`sg_io`] is its only `unsafe`.
+//! devices or issues ioctls, and `sg_io` is its only `unsafe`.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
