@@ -148,7 +148,8 @@ fn colours_follow_the_terminal() {
     };
     for p in sgr_params(&mono) {
         assert!(
-            p.split(';').all(|n| matches!(n, "0" | "1" | "2" | "4" | "7")),
+            p.split(';')
+                .all(|n| matches!(n, "0" | "1" | "2" | "4" | "7")),
             "colour in mono: {p}"
         );
     }
