@@ -30,7 +30,7 @@ fn busy_unit() -> Snapshot {
             size: (32 + 16 * (i % 3)) * GIB,
             eligible: i % 5 != 4,
             reason: (i % 5 == 4).then(|| "mounted at /media/usb".into()),
-            job: (i < 12).then_some(u64::from(i) / 2 + 1),
+            job: (i < 12).then_some(i / 2 + 1),
             ..Drive::default()
         })
         .collect::<Vec<_>>();
