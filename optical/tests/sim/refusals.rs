@@ -109,3 +109,32 @@ fn unformatted_disc_is_refused_when_formatting_is_not_allowed() {
     );
     assert!(!d.commands().contains(&"FORMAT UNIT"));
 }
+
+#[test]
+fn every_finalized_write_once_type_is_refused() {
+    for media in [
+        Media::CdR,
+        Media::CdRw,
+        Media::DvdR,
+        Media::DvdRwSequential,
+        Media::DvdPlusR,
+        Media::BdR,
+    ] {
+        let mut d =
+            SimDrive::with_disc("sr4", SimDisc::finalized(media, 2_000_000, &image(8192, 5)));
+        let (e, msg) = refused(&mut d, 300, &opts());
+        assert!(matches!(e, Error::Finalized { .. }), "{media:?}: {e:?}");
+        assert_eq!(
+            msg,
+            format!("the {} in sr4 is finalized: not writable", media.name())
+        );
+    }
+}
+
+#[test]
+fn cd_too_small_counts_the_300_block_minimum() {
+    // 200 blocks of image still need a 300-block track.
+    let mut d = SimDrive::with_disc("sr1", SimDisc::blank(Media::CdR, 250));
+    let (e, _) = refused(&mut d, 200, &opts());
+    assert!(matches!(e, Error::TooSmall { free: 512_000, .. }), "{e:?}");
+}
