@@ -114,6 +114,9 @@ impl Dashboard {
         let mut actions = Vec::new();
         for ev in events {
             match ev {
+                // Ctrl-L: the screen got garbled (output lost, another program
+                // wrote to the tty): repaint everything.
+                Event::Key(k) if k == KeyEvent::ctrl('l') => self.redraw_all(),
                 Event::Key(k) => actions.extend(self.ui.key(k, snap)),
                 Event::Mouse(m) => self.ui.mouse(m, snap),
             }
@@ -135,6 +138,15 @@ impl Dashboard {
         self.terminal.backend_mut().resize(width, height);
         // Clears the screen and forgets the last frame: the next is drawn whole.
         let _ = self.terminal.resize(Rect::new(0, 0, width, height));
+        self.dirty = true;
+    }
+
+    /// Makes the next [`render`](Self::render) clear the screen and send
+    /// every cell, for when the client's screen no longer matches what was
+    /// sent (output dropped, screen garbled). Ctrl-L does the same.
+    pub fn redraw_all(&mut self) {
+        // Clears the back buffer and queues a clear-screen.
+        let _ = self.terminal.clear();
         self.dirty = true;
     }
 

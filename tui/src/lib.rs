@@ -40,11 +40,11 @@
 //!   (that is how a lone Escape key is told from the start of a sequence).
 //! - window-change -> [`Dashboard::resize`].
 //! - at most ~10 times a second: if [`Dashboard::needs_redraw`] with the
-//!   latest snapshot, [`Dashboard::render`] and send the bytes. When the
-//!   client is slow, skip frames (never queue them): each frame is a diff
-//!   against the previous one *rendered*, so a dropped frame must not be
-//!   rendered at all; if output was lost, [`Dashboard::resize`] to the same
-//!   size does not help, create a new dashboard instead.
+//!   latest snapshot, [`Dashboard::render`] and send the bytes. Each frame is
+//!   a diff against the previous *rendered* frame, so when the client is slow,
+//!   skip rendering (do not queue frames): the next render catches up in one
+//!   diff. If bytes already rendered were dropped after all, call
+//!   [`Dashboard::redraw_all`] (the user can also press Ctrl-L).
 //! - on every exit path (q, Ctrl-C, disconnect, error) send
 //!   [`Dashboard::leave_bytes`] if the channel is still open.
 //!

@@ -35,6 +35,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("y Enter / n Esc", "confirm / back out of a question"),
     ("Esc", "dismiss a notice / clear image and drives"),
     ("? F1", "this help"),
+    ("Ctrl-L", "repaint the screen"),
     ("q  Ctrl-C", "leave the dashboard"),
 ];
 

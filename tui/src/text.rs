@@ -2,6 +2,15 @@
 
 use copyunit_model::{Drive, DriveKind, Job, JobKind, JobState, Phase, format};
 
+/// `s` for display: control characters (which a name from an SFTP client
+/// or a device's model string may contain) become `?`, so nothing a client
+/// chose can move the cursor, split a row or hide part of a name.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// A progress bar `width` cells wide followed by the percentage, e.g.
 /// `█████░░░░░  50%`; without a known total, the bar is empty and `  ?`.
 pub fn bar(percent: Option<u8>, width: usize) -> String {
@@ -145,6 +154,12 @@ pub fn job_progress(j: &Job) -> (u64, Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(clean("a\x1b[2Jb\r\n\u{9b}c"), "a?[2Jb???c");
+        assert_eq!(clean("plain-name.img"), "plain-name.img");
+    }
 
     #[test]
     fn bars() {

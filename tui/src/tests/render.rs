@@ -156,3 +156,51 @@ fn colours_follow_the_terminal() {
     assert!(sgr_params(&ansi16).iter().any(|p| p.contains("36")));
     assert!(!ansi16.contains("38;5") && !ansi16.contains("38;2"));
 }
+
+#[test]
+fn ctrl_l_repaints_a_garbled_screen() {
+    let snap = busy();
+    let mut c = Client::at(80, 24);
+    c.render(&snap);
+    // Something else scribbled on the terminal.
+    c.vt.process(b"\x1b[5;5Hgarbage\x1b[20;1Hmore garbage");
+    assert_ne!(c.screen(), expected_screen(&c, &snap));
+    c.type_keys(b"\x0c", &snap);
+    assert_eq!(c.screen(), expected_screen(&c, &snap));
+}
+
+#[test]
+fn names_from_clients_cannot_inject_terminal_sequences() {
+    // An image name is whatever an SFTP client chose; a drive model is
+    // whatever the device reports. Neither may reach the terminal as control.
+    let mut snap = unit();
+    snap.images[0].name = "evil\x1b]0;owned\x07\x1b[2J\u{9b}31m\r\n.img".into();
+    snap.drives[1].model = Some("bad\x1b[?1049lmodel\x08\x7f".into());
+    snap.events
+        .push(ev(T0 + 90, EventKind::Info, "event\x1bc\x1b[3J"));
+    let mut c = Client::at(120, 40);
+    let out = c.render(&snap).unwrap_or_default();
+    let text = String::from_utf8_lossy(&out);
+    for bad in [
+        "\x1b]",
+        "\x07",
+        "\u{9b}",
+        "\x1b[2J",
+        "\x1b[?1049l",
+        "\x1bc",
+        "\x08",
+        "\x7f",
+        "\r",
+        "\n",
+    ] {
+        assert!(!text.contains(bad), "output contains {bad:?}");
+    }
+    assert!(c.vt.screen().alternate_screen());
+    assert!(
+        c.shows("evil?]0;owned??[2J?31m??.img"),
+        "{}",
+        c.screen().join("\n")
+    );
+    assert!(c.shows("bad?[?1049lmodel??"));
+    assert!(c.shows("event?c?[3J"));
+}

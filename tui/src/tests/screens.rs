@@ -279,31 +279,31 @@ fn help_overlay_at_80x24() {
         (80, 24),
         |ui| ui.help = true,
         r#"
-        | lab-unit  ssh admin@192.168.1.23  up 3h 05m  store 40.0 GiB free / 64.0 GiB
-        | h┌ Keys ────────────────────────────────────────────────────────────────────┐
-        | I│ Tab Shift-Tab h l Left Right  next / previous pane                       │──
-        |  │ Up Down  j k                  move the cursor                            │
-        |  │ PgUp PgDn                     move a page                                │
-        |  │ Home End  g G                 first / last row                           │
-        |  │ Enter (Images)                choose the image to copy                   │
-        |  │ Space (Drives)                select / unselect a target drive           │si
-        | D│ a (Drives)                    select all eligible drives (again: none)   │──
-        |  │ Enter (Drives)                review the copy and confirm                │
-        | -│ v (confirm copy)              verify after writing on / off              │
-        |[ │ c                             cancel the running job under the cursor    │
-        |[ │ d  Delete (Images)            delete the image                           │
-        | -│ w (Drives)                    wipe the drive (f: full wipe on / off)     │
-        | J│ r (Drives)                    read the drive into a new image            │──
-        | (│ y Enter / n Esc               confirm / back out of a question           │
-        |  │ Esc                           dismiss a notice / clear image and drives  │
-        | L│ ? F1                          this help                                  │──
-        | 1│ q  Ctrl-C                     leave the dashboard                        │
-        | 1│ The copy: choose an image, select drives, confirm, watch.                │
-        | 1│ Esc ? q close                                                            │
-        |  └──────────────────────────────────────────────────────────────────────────┘
-        |
-        | Enter choose image  d delete  Tab pane  ? help  q quit
-    "#,
+            | lab-unit  ssh admin@192.168.1.23  up 3h 05m  store 40.0 GiB free / 64.0 GiB
+            | h┌ Keys ────────────────────────────────────────────────────────────────────┐
+            | I│ Tab Shift-Tab h l Left Right  next / previous pane                       │──
+            |  │ Up Down  j k                  move the cursor                            │
+            |  │ PgUp PgDn                     move a page                                │
+            |  │ Home End  g G                 first / last row                           │
+            |  │ Enter (Images)                choose the image to copy                   │
+            |  │ Space (Drives)                select / unselect a target drive           │si
+            | D│ a (Drives)                    select all eligible drives (again: none)   │──
+            |  │ Enter (Drives)                review the copy and confirm                │
+            | -│ v (confirm copy)              verify after writing on / off              │
+            |[ │ c                             cancel the running job under the cursor    │
+            |[ │ d  Delete (Images)            delete the image                           │
+            | -│ w (Drives)                    wipe the drive (f: full wipe on / off)     │
+            | J│ r (Drives)                    read the drive into a new image            │──
+            | (│ y Enter / n Esc               confirm / back out of a question           │
+            |  │ Esc                           dismiss a notice / clear image and drives  │
+            | L│ ? F1                          this help                                  │──
+            | 1│ Ctrl-L                        repaint the screen                         │
+            | 1│ q  Ctrl-C                     leave the dashboard                        │
+            | 1│ The copy: choose an image, select drives, confirm, watch.                │
+            |  │ Esc ? q close                                                            │
+            |  └──────────────────────────────────────────────────────────────────────────┘
+            | Enter choose image  d delete  Tab pane  ? help  q quit
+        "#,
     );
 }
 

@@ -416,3 +416,65 @@ fn mouse_click_focuses_and_selects_wheel_scrolls() {
     c.type_keys(format!("\x1b[<65;10;{}M", y + 1).as_bytes(), &snap);
     assert_eq!(c.dash.ui().drives.index, 3);
 }
+
+#[test]
+fn the_log_scrolls_back_and_follows_again() {
+    let mut snap = unit();
+    for i in 0..40 {
+        snap.events.push(ev(
+            T0 + 100 + i,
+            EventKind::Info,
+            &format!("event number {i}"),
+        ));
+    }
+    let mut c = Client::at(80, 24);
+    c.render(&snap);
+    assert!(c.shows("event number 39"));
+    c.type_keys(BACKTAB, &snap); // Log
+    c.type_keys(b"\x1b[5~\x1b[5~\x1b[5~\x1b[5~", &snap); // PgUp x4: 40 back
+    assert!(c.shows("40 back (Down to follow)"));
+    assert!(!c.shows("event number 39"));
+    c.type_keys(b"G", &snap);
+    assert!(c.shows("event number 39"));
+}
+
+/// A tiny deterministic generator, for input no person would type.
+fn noise(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn random_input_never_panics_or_grows_without_bound() {
+    let snap = busy();
+    let mut seed = 0x9e37_79b9_7f4a_7c15;
+    let alphabet =
+        b"\x1b[O;<~0123456789ABCDHFPQRSZMmu \r\n\t\x7fjkhlqaycdwrvfg?\x03\xc3\xa9\xe2\x82";
+    for round in 0..200 {
+        let mut c = Client::at(80, 24);
+        c.render(&snap);
+        for _ in 0..20 {
+            let len = (noise(&mut seed) % 12) as usize;
+            let chunk: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = noise(&mut seed);
+                    if r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            // Whatever comes out must be well-formed; quitting ends the round.
+            let actions = c.dash.handle_input(&chunk, &snap);
+            let _ = c.render(&snap);
+            if actions.contains(&Action::Quit) {
+                break;
+            }
+        }
+        let _ = c.dash.flush_pending(&snap);
+        assert!(!c.dash.has_pending_input(), "round {round}");
+    }
+}

@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::text;
 use crate::theme::Theme;
 
 /// Two lines, plus one when there is a warning to show.
@@ -57,8 +58,8 @@ pub fn draw(frame: &mut Frame, area: Rect, snap: &Snapshot, theme: &Theme) {
     let store = &u.store;
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(format!(" {name} "), theme.title_focused),
-            Span::raw(format!(" {}", ssh_command(snap))),
+            Span::styled(format!(" {} ", text::clean(name)), theme.title_focused),
+            Span::raw(format!(" {}", text::clean(&ssh_command(snap)))),
             Span::styled("  up ", theme.header_label),
             Span::raw(format::duration(u.uptime_secs)),
             Span::styled("  store ", theme.header_label),
@@ -73,7 +74,7 @@ pub fn draw(frame: &mut Frame, area: Rect, snap: &Snapshot, theme: &Theme) {
             Span::raw(if u.host_key_fingerprint.is_empty() {
                 "-".to_string()
             } else {
-                u.host_key_fingerprint.clone()
+                text::clean(&u.host_key_fingerprint)
             }),
             Span::styled(format!("  copyunit {}", u.version), theme.greyed),
         ]),

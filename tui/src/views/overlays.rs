@@ -68,7 +68,11 @@ pub fn notices(frame: &mut Frame, body: Rect, ui: &Ui, theme: &Theme) {
         return;
     };
     let border = if n.ok { theme.ok } else { theme.error };
-    let mut lines: Vec<Line> = n.lines.iter().map(|l| Line::raw(format!(" {l}"))).collect();
+    let mut lines: Vec<Line> = n
+        .lines
+        .iter()
+        .map(|l| Line::raw(format!(" {}", text::clean(l))))
+        .collect();
     let more = ui.notices.len() - 1;
     let mut hint = vec![("Enter/Esc", "acknowledge")];
     let more_text = format!("({more} more)");
@@ -83,7 +87,7 @@ pub fn notices(frame: &mut Frame, body: Rect, ui: &Ui, theme: &Theme) {
         height,
         ..body
     };
-    popup(frame, lower, &n.title, lines, border);
+    popup(frame, lower, &text::clean(&n.title), lines, border);
 }
 
 pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &Theme) {
@@ -91,7 +95,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
         return;
     };
     let drive_line = |name: &str| -> String {
-        match snap.drives.iter().find(|d| d.name == name) {
+        text::clean(&match snap.drives.iter().find(|d| d.name == name) {
             Some(d) => format!(
                 "  {}  {}  {}{}",
                 d.name,
@@ -102,7 +106,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
                     .map_or(String::new(), |s| format!("  slot {s}"))
             ),
             None => format!("  {name}  (gone)"),
-        }
+        })
     };
     let on_off = |b: bool| if b { "on" } else { "off" };
     let (title, lines, border) = match dialog {
@@ -123,7 +127,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
             let mut lines = vec![
                 Line::from(vec![
                     Span::raw(" Image "),
-                    Span::styled(image.clone(), theme.title),
+                    Span::styled(text::clean(image), theme.title),
                     Span::raw(desc),
                 ]),
                 Line::styled(
@@ -153,7 +157,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
                     lines.push(Line::from(spans));
                 }
             } else {
-                lines.push(Line::raw(format!("  {}", targets.join(" "))));
+                lines.push(Line::raw(format!("  {}", text::clean(&targets.join(" ")))));
             }
             lines.push(Line::from(vec![
                 Span::raw(" Verify after writing: "),
@@ -168,7 +172,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
                 .jobs
                 .iter()
                 .find(|j| j.id == *job)
-                .map_or_else(|| format!("#{job}"), text::job_title);
+                .map_or_else(|| format!("#{job}"), |j| text::clean(&text::job_title(j)));
             (
                 "Cancel job?",
                 vec![
@@ -191,7 +195,10 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
             (
                 "Delete image?",
                 vec![
-                    Line::raw(format!(" Delete {image}{size} from the store?")),
+                    Line::raw(format!(
+                        " Delete {}{size} from the store?",
+                        text::clean(image)
+                    )),
                     Line::raw(" This cannot be undone."),
                     keys(theme, &[("Enter/y", "delete"), ("Esc/n", "back")]),
                 ],
@@ -226,11 +233,11 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
                 Line::raw(drive_line(drive)),
                 Line::from(vec![
                     Span::raw(" Name: "),
-                    Span::styled(editor.value(), theme.title),
+                    Span::styled(text::clean(&editor.value()), theme.title),
                 ]),
             ];
             if let Some(e) = error {
-                lines.push(Line::styled(format!(" {e}"), theme.error));
+                lines.push(Line::styled(format!(" {}", text::clean(e)), theme.error));
             }
             lines.push(keys(theme, &[("Enter", "next"), ("Esc", "back")]));
             let area = popup(frame, area, "Read drive", lines, theme.warn);
@@ -246,7 +253,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
             vec![
                 Line::raw(" Read this drive:"),
                 Line::raw(drive_line(drive)),
-                Line::raw(format!(" into the new image {name}?")),
+                Line::raw(format!(" into the new image {}?", text::clean(name))),
                 keys(theme, &[("Enter/y", "start"), ("Esc/n", "back")]),
             ],
             theme.warn,

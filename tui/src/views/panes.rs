@@ -11,6 +11,11 @@ use crate::state::{self, Hit, Pane, Ui, not_selectable};
 use crate::text;
 use crate::theme::Theme;
 
+/// A table cell showing text that may come from a client or a device.
+fn cell(s: impl AsRef<str>) -> Cell<'static> {
+    Cell::from(Line::raw(text::clean(s.as_ref())))
+}
+
 /// Width of the bar part of a progress bar in tables.
 const BAR: usize = 8;
 
@@ -104,7 +109,7 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
     for (i, img) in snap.images.iter().enumerate() {
         let chosen = ui.image.as_deref() == Some(img.name.as_str());
         let (state, style) = match &img.state {
-            ImageState::Corrupt(why) => (format!("CORRUPT: {why}"), theme.error),
+            ImageState::Corrupt(why) => (format!("CORRUPT: {}", text::clean(why)), theme.error),
             ImageState::Ok if img.expected_sha256.as_deref() == Some(img.sha256.as_str()) => {
                 ("ok, sum matches".to_string(), theme.ok)
             }
@@ -118,10 +123,10 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
         };
         rows.push(Row::new([
             Cell::from(if chosen { "»" } else { " " }).style(theme.selected),
-            Cell::from(img.name.clone()).style(if chosen { theme.selected } else { Style::new() }),
+            cell(&img.name).style(if chosen { theme.selected } else { Style::new() }),
             Cell::from(size),
             Cell::from(format),
-            Cell::from(img.sha256.chars().take(12).collect::<String>()),
+            cell(img.sha256.chars().take(12).collect::<String>()),
             Cell::from(text::date_time(img.added)[..10].to_string()),
             Cell::from(state).style(style),
         ]));
@@ -132,7 +137,7 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
         rows.push(
             Row::new([
                 Cell::from("↑"),
-                Cell::from(up.name.clone()),
+                cell(&up.name),
                 Cell::from(format::bytes(up.bytes)),
                 Cell::from("upload"),
                 Cell::from(text::bar(pct, 7)),
@@ -183,8 +188,15 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
 pub fn drives(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: &Theme) {
     let focused = ui.focus == Pane::Drives;
     let extra = match (&ui.image, ui.targets.len()) {
-        (Some(img), 0) => format!("{img} chosen: select targets with Space or a"),
-        (Some(img), n) => format!("write {img} to {}: Enter to confirm", plural(n, "drive")),
+        (Some(img), 0) => format!(
+            "{} chosen: select targets with Space or a",
+            text::clean(img)
+        ),
+        (Some(img), n) => format!(
+            "write {} to {}: Enter to confirm",
+            text::clean(img),
+            plural(n, "drive")
+        ),
         (None, 0) => String::new(),
         (None, n) => format!("{} selected: choose an image", plural(n, "drive")),
     };
@@ -221,7 +233,7 @@ pub fn drives(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
         } else if d.done_remove {
             ("done: remove".to_string(), theme.ok)
         } else if let Some(why) = &blocked {
-            (why.clone(), theme.greyed)
+            (text::clean(why), theme.greyed)
         } else {
             ("ready".to_string(), theme.ok)
         };
@@ -233,9 +245,9 @@ pub fn drives(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
         rows.push(
             Row::new([
                 Cell::from(mark).style(theme.selected),
-                Cell::from(d.slot.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(d.name.clone()),
-                Cell::from(text::drive_model(d)),
+                cell(d.slot.as_deref().unwrap_or("-")),
+                cell(&d.name),
+                cell(text::drive_model(d)),
                 Cell::from(text::drive_size(d)),
                 Cell::from(text::kind(d.kind)),
                 Cell::from(state).style(state_style),
@@ -324,7 +336,7 @@ pub fn jobs(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: 
                 ""
             };
             match &job.error {
-                Some(e) => format!("{took}: {e}"),
+                Some(e) => format!("{took}: {}", text::clean(e)),
                 None => format!("{took}{verified}"),
             }
         } else {
@@ -351,7 +363,10 @@ pub fn jobs(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: 
             theme.title
         };
         lines.push(Line::from(vec![
-            Span::styled(format!(" {}  ", text::job_title(job)), title_style),
+            Span::styled(
+                format!(" {}  ", text::clean(&text::job_title(job))),
+                title_style,
+            ),
             Span::styled(text::job_state(job.state), state_style),
             Span::styled(format!("  {summary}"), theme.greyed),
         ]));
@@ -369,7 +384,7 @@ pub fn jobs(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: 
                 format::rate(t.rate_bps)
             };
             let mut spans = vec![
-                Span::raw(format!("   {:<8} {:<9} ", t.drive, phase)),
+                Span::raw(format!("   {:<8} {:<9} ", text::clean(&t.drive), phase)),
                 Span::styled(
                     text::bar(format::percent(t.bytes_done, t.bytes_total), BAR),
                     theme.bar,
@@ -381,7 +396,7 @@ pub fn jobs(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: 
                 )),
             ];
             match (&t.error, t.eta_secs) {
-                (Some(e), _) => spans.push(Span::styled(e.clone(), theme.error)),
+                (Some(e), _) => spans.push(Span::styled(text::clean(e), theme.error)),
                 (None, Some(eta)) if !t.phase.is_final() => {
                     spans.push(Span::raw(format!("ETA {}", format::duration(eta))))
                 }
@@ -469,7 +484,7 @@ pub fn log(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme: &
             };
             Line::from(vec![
                 Span::styled(format!(" {} ", text::clock(e.at)), theme.greyed),
-                Span::styled(e.message.clone(), style),
+                Span::styled(text::clean(&e.message), style),
             ])
         })
         .collect();
