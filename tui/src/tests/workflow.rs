@@ -460,7 +460,7 @@ fn random_input_never_panics_or_grows_without_bound() {
             let chunk: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = noise(&mut seed);
-                    if r % 4 == 0 {
+                    if r.is_multiple_of(4) {
                         (r >> 8) as u8
                     } else {
                         alphabet[(r >> 8) as usize % alphabet.len()]
