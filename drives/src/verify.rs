@@ -5,6 +5,7 @@
 //! the image" check: the SHA-256 of the drive over the image's length.
 
 use std::path::Path;
+use std::sync::mpsc::{channel, sync_channel};
 
 use sha2::{Digest, Sha256};
 
@@ -14,36 +15,61 @@ use crate::error::{Error, Result};
 use crate::progress::CancelToken;
 use crate::source::ImageReader;
 
-/// Read-back buffer: small, because every target verifies at once.
-pub(crate) const VERIFY_BUF: usize = 2 << 20;
+/// Read-back buffers: two small ones per drive, because every target
+/// verifies at once.
+const READ_BUF: usize = 1 << 20;
 
 /// Feeds the bytes of `disk` in `range` into `h`. The start must be
 /// sector aligned; a length ending mid-sector reads the whole sector.
+/// Reading and hashing overlap: a helper thread reads the next buffer while
+/// this one hashes the last.
 pub(crate) fn hash_range(
     disk: &mut Disk,
     drive: &str,
     range: std::ops::Range<u64>,
-    buf: &mut AlignedBuf,
     h: &mut Sha256,
     cancel: &CancelToken,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let sector = u64::from(disk.logical_sector_size());
-    let (mut pos, end) = (range.start, range.end);
-    while pos < end {
-        if cancel.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let want = (end - pos).min(buf.len() as u64);
-        let aligned = want.div_ceil(sector) * sector;
-        let slice = &mut buf.as_mut_slice()[..aligned as usize];
-        disk.read_exact_at(slice, pos)
-            .map_err(Error::drive(drive, "read back"))?;
-        h.update(&slice[..want as usize]);
-        pos += want;
-        on_bytes(want);
+    let (full_tx, full_rx) = sync_channel::<(AlignedBuf, usize)>(1);
+    let (free_tx, free_rx) = channel::<AlignedBuf>();
+    for _ in 0..2 {
+        let _ = free_tx.send(AlignedBuf::zeroed(READ_BUF));
     }
-    Ok(())
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<()> {
+            let (mut pos, end) = (range.start, range.end);
+            while pos < end {
+                if cancel.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                // The hasher has stopped: nothing more to do.
+                let Ok(mut buf) = free_rx.recv() else {
+                    return Ok(());
+                };
+                let want = (end - pos).min(buf.len() as u64);
+                let aligned = want.div_ceil(sector) * sector;
+                disk.read_exact_at(&mut buf.as_mut_slice()[..aligned as usize], pos)
+                    .map_err(Error::drive(drive, "read back"))?;
+                if full_tx.send((buf, want as usize)).is_err() {
+                    return Ok(());
+                }
+                pos += want;
+            }
+            Ok(())
+        });
+        for (buf, n) in full_rx {
+            h.update(&buf.as_slice()[..n]);
+            on_bytes(n as u64);
+            let _ = free_tx.send(buf);
+        }
+        reader.join().unwrap_or_else(|_| {
+            Err(Error::Source(
+                "internal error: the read-back thread panicked".into(),
+            ))
+        })
+    })
 }
 
 /// SHA-256 (hex) of the first `len` bytes of the drive at `path`.
@@ -62,17 +88,8 @@ pub fn drive_sha256(path: &Path, len: u64, cancel: &CancelToken) -> Result<Strin
         });
     }
     disk.flush_buffers().ok();
-    let mut buf = AlignedBuf::zeroed(VERIFY_BUF);
     let mut h = Sha256::new();
-    hash_range(
-        &mut disk,
-        &name,
-        0..len,
-        &mut buf,
-        &mut h,
-        cancel,
-        &mut |_| {},
-    )?;
+    hash_range(&mut disk, &name, 0..len, &mut h, cancel, &mut |_| {})?;
     Ok(hex::encode(h.finalize()))
 }
 

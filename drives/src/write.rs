@@ -34,7 +34,7 @@ use crate::discover::{DiscoverOptions, check_target};
 use crate::error::{Error, Result};
 use crate::progress::{CancelToken, Meter, Progress};
 use crate::source::ImageReader;
-use crate::verify::{VERIFY_BUF, hash_range};
+use crate::verify::hash_range;
 
 /// Bytes per chunk handed to the drives: large O_DIRECT writes.
 pub const CHUNK: usize = 4 << 20;
@@ -260,7 +260,9 @@ pub fn copy(
             sinks.push(Some(tx));
             handles.push(s.spawn(move || target_thread(job, index, name, rx, progress)));
         }
-        let hasher = plan.verify.then(|| {
+        // The bmap's checksums are checked on the source even without a
+        // read-back, as bmaptool does.
+        let hasher = (plan.verify || job.bmap.is_some()).then(|| {
             let (tx, rx) = sync_channel(depth);
             sinks.push(Some(tx));
             s.spawn(move || hasher_thread(job, rx))
@@ -527,17 +529,8 @@ fn write_target(
         && *len <= disk.size()
     {
         let mut h = Sha256::new();
-        let mut buf = AlignedBuf::zeroed(VERIFY_BUF);
         disk.flush_buffers().ok();
-        hash_range(
-            &mut disk,
-            &drive,
-            0..*len,
-            &mut buf,
-            &mut h,
-            cancel,
-            &mut |_| {},
-        )?;
+        hash_range(&mut disk, &drive, 0..*len, &mut h, cancel, &mut |_| {})?;
         if hex::encode(h.finalize()).eq_ignore_ascii_case(sha) {
             res.skipped = true;
             res.verified = true;
@@ -608,20 +601,11 @@ fn write_target(
                 after,
             });
         }
-        let mut buf = AlignedBuf::zeroed(VERIFY_BUF);
         let mut on_bytes = |n| meter.add(n);
         match job.bmap {
             None => {
                 let mut h = Sha256::new();
-                hash_range(
-                    &mut disk,
-                    &drive,
-                    0..len,
-                    &mut buf,
-                    &mut h,
-                    cancel,
-                    &mut on_bytes,
-                )?;
+                hash_range(&mut disk, &drive, 0..len, &mut h, cancel, &mut on_bytes)?;
                 let got: [u8; 32] = h.finalize().into();
                 let src = job.source.wait();
                 if let Some(e) = src.error {
@@ -648,7 +632,6 @@ fn write_target(
                         &mut disk,
                         &drive,
                         r.offset..r.offset + r.len,
-                        &mut buf,
                         &mut h,
                         cancel,
                         &mut on_bytes,
