@@ -345,3 +345,14 @@ fn chosen_image_and_targets_are_marked() {
         "#,
     );
 }
+
+#[test]
+fn the_local_console_says_it_is_view_only() {
+    let mut ui = Ui::new(true);
+    ui.observe(&unit());
+    let got = screen(&unit(), &mut ui, (80, 24));
+    assert_screen(
+        &got[23..],
+        "| view only: ssh to act  ↑↓ move  Tab pane  ? help  q quit",
+    );
+}

@@ -104,6 +104,8 @@ fn footer(frame: &mut Frame, area: Rect, ui: &Ui, theme: &Theme) {
         return;
     }
     let hints: &[(&str, &str)] = match ui.focus {
+        // Nothing to act on: say so, and how to move around.
+        _ if ui.view_only => &[("view only:", "ssh to act"), ("\u{2191}\u{2193}", "move")],
         Pane::Images => &[("Enter", "choose image"), ("d", "delete")],
         Pane::Drives => &[
             ("Space", "toggle"),
@@ -120,9 +122,6 @@ fn footer(frame: &mut Frame, area: Rect, ui: &Ui, theme: &Theme) {
     for (k, what) in hints.iter().chain(common.iter()) {
         spans.push(Span::styled(*k, theme.key));
         spans.push(Span::raw(format!(" {what}  ")));
-    }
-    if ui.view_only {
-        spans.push(Span::styled("[view only]", theme.greyed));
     }
     frame.render_widget(Line::from(spans), area);
 }
