@@ -204,3 +204,10 @@ fn names_from_clients_cannot_inject_terminal_sequences() {
     assert!(c.shows("bad?[?1049lmodel??"));
     assert!(c.shows("event?c?[3J"));
 }
+
+#[test]
+fn a_dashboard_can_move_to_another_thread() {
+    // unitd keeps one per SSH session inside a tokio task.
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<crate::Dashboard>();
+}
