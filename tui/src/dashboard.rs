@@ -176,6 +176,13 @@ impl Dashboard {
         if out.is_empty() { None } else { Some(out) }
     }
 
+    /// Shows `text` on the footer line until the next key, e.g. the unit's
+    /// answer to a request ("copy refused: drive sdb is mounted at /media/x").
+    pub fn show_message(&mut self, text: impl Into<String>) {
+        self.ui.status = Some(crate::text::clean(&text.into()));
+        self.dirty = true;
+    }
+
     /// The UI state, for tests and for a caller that wants to show it.
     pub fn ui(&self) -> &Ui {
         &self.ui

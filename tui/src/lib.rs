@@ -34,7 +34,8 @@
 //! ```
 //!
 //! The caller's loop, per session:
-//! - channel data -> [`Dashboard::handle_input`]; act on each [`Action`].
+//! - channel data -> [`Dashboard::handle_input`]; act on each [`Action`];
+//!   if the unit refuses a request, [`Dashboard::show_message`] the reason.
 //!   If [`Dashboard::has_pending_input`] afterwards, call
 //!   [`Dashboard::flush_pending`] when ~50 ms pass without more input
 //!   (that is how a lone Escape key is told from the start of a sequence).

@@ -478,3 +478,16 @@ fn random_input_never_panics_or_grows_without_bound() {
         assert!(!c.dash.has_pending_input(), "round {round}");
     }
 }
+
+#[test]
+fn the_units_answer_shows_on_the_footer_until_the_next_key() {
+    let snap = unit();
+    let mut c = Client::at(80, 24);
+    c.render(&snap);
+    c.dash
+        .show_message("copy refused: drive sdb is mounted at /media/x");
+    c.render(&snap);
+    assert!(c.shows("copy refused: drive sdb is mounted at /media/x"));
+    c.type_keys(b"j", &snap);
+    assert!(!c.shows("copy refused"));
+}
