@@ -54,8 +54,13 @@ pub enum Error {
     },
     #[error("drive {drive} reads back different data than was written: {detail}")]
     VerifyMismatch { drive: String, detail: String },
+    #[error("drive {drive} took no data for {secs} s: not responding")]
+    Stalled { drive: String, secs: u64 },
     #[error("cancelled")]
     Cancelled,
+    /// Every target of a copy failed: the reader stopped early.
+    #[error("every target failed")]
+    NoTargetLeft,
     #[error("{0}")]
     Source(String),
 }

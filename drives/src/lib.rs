@@ -38,6 +38,7 @@ mod error;
 pub mod hotplug;
 mod probe;
 pub mod progress;
+mod queue;
 pub mod read_back;
 pub mod safety;
 pub mod source;

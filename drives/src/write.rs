@@ -1,10 +1,10 @@
 //! The fan-out writer: one image, read once, to many drives at once.
 //!
 //! ```text
-//!             ┌─ sync_channel(depth) ─> target thread (sdb) ─ O_DIRECT writes, verify
-//! reader ─────┼─ sync_channel(depth) ─> target thread (sdc)
+//!             ┌─ queue(depth) ─> target thread (sdb) ─ O_DIRECT writes, verify
+//! reader ─────┼─ queue(depth) ─> target thread (sdc)
 //! (decodes)   ├─ ...
-//!             └─ sync_channel(depth) ─> hasher (SHA-256 of the content / bmap ranges)
+//!             └─ queue(depth) ─> hasher (SHA-256 of the content / bmap ranges)
 //! ```
 //!
 //! The reader decodes into buffers from a fixed [`Pool`] and sends the same
@@ -12,7 +12,8 @@
 //! and then holds the reader back: the lag between drives is bounded by the
 //! queue depth, and memory by the pool, whatever the number of targets. A
 //! target that fails drops its queue; the reader stops feeding it and the
-//! others carry on.
+//! others carry on. A drive that takes nothing for `stall_timeout` (a hung
+//! stick) is failed as not responding and stops holding the others back.
 //!
 //! Per target: safety check, whole-disk `O_EXCL` open held for the job,
 //! fake-capacity probe of the first and last MiB, aligned writes with the
@@ -21,8 +22,9 @@
 //! its checksum), `BLKRRPART`.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use copyunit_model::{ImageFormat, Phase};
 use sha2::{Digest, Sha256};
@@ -33,6 +35,7 @@ use crate::buffer::{AlignedBuf, Chunk, Pool};
 use crate::discover::{DiscoverOptions, check_target};
 use crate::error::{Error, Result};
 use crate::progress::{CancelToken, Meter, Progress};
+use crate::queue::{Next, Push, Rx, Tx, bounded};
 use crate::source::ImageReader;
 use crate::verify::hash_range;
 
@@ -61,6 +64,9 @@ pub struct CopyPlan {
     /// `(content length, SHA-256 hex)`: a drive already holding exactly
     /// this is not written but reported done with `skipped` (duplicator).
     pub skip_if_holds: Option<(u64, String)>,
+    /// A drive that takes no data for this long is failed as not
+    /// responding, so it holds the others back no longer.
+    pub stall_timeout: Duration,
 }
 
 impl CopyPlan {
@@ -73,6 +79,7 @@ impl CopyPlan {
             discover: DiscoverOptions::default(),
             queue_depth: 4,
             skip_if_holds: None,
+            stall_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -122,12 +129,6 @@ impl CopyReport {
     }
 }
 
-enum Msg {
-    Data(Arc<Chunk>),
-    End,
-    Abort(String),
-}
-
 /// What the hasher learned about the source, published once.
 #[derive(Clone, Default)]
 struct SourceOutcome {
@@ -174,6 +175,8 @@ struct Job<'a> {
     write_total: Option<u64>,
     cancel: &'a CancelToken,
     source: &'a Published,
+    /// Per target: dropped by the reader for taking no data.
+    stalled: Vec<AtomicBool>,
 }
 
 /// Copies `plan.image` to every target at once. Blocks until every target
@@ -248,22 +251,27 @@ pub fn copy(
         write_total: bmap.as_ref().map(BlockMap::mapped_bytes).or(need),
         cancel,
         source: &source,
+        stalled: plan
+            .targets
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
     };
     let depth = plan.queue_depth.max(1);
 
     std::thread::scope(|s| {
         let job = &job;
-        let mut sinks: Vec<Option<SyncSender<Msg>>> = Vec::new();
+        let mut sinks: Vec<Option<Tx<Arc<Chunk>>>> = Vec::new();
         let mut handles = Vec::new();
         for (index, name) in plan.targets.iter().enumerate() {
-            let (tx, rx) = sync_channel(depth);
+            let (tx, rx) = bounded(depth);
             sinks.push(Some(tx));
             handles.push(s.spawn(move || target_thread(job, index, name, rx, progress)));
         }
         // The bmap's checksums are checked on the source even without a
         // read-back, as bmaptool does.
         let hasher = (plan.verify || job.bmap.is_some()).then(|| {
-            let (tx, rx) = sync_channel(depth);
+            let (tx, rx) = bounded(depth);
             sinks.push(Some(tx));
             s.spawn(move || hasher_thread(job, rx))
         });
@@ -275,16 +283,19 @@ pub fn copy(
         let read = read_source(job, &mut reader, &mut pool, &mut sinks);
         let read_ok = read.is_ok();
         match read {
-            Ok(()) => broadcast(&mut sinks, || Msg::End),
+            Ok(()) => sinks.into_iter().flatten().for_each(Tx::finish),
             Err(e) => {
                 let msg = e.to_string();
-                if !matches!(e, Error::Cancelled) {
+                // Not the image's fault: no source error.
+                if !matches!(e, Error::Cancelled | Error::NoTargetLeft) {
                     report.source_error = Some(msg.clone());
                 }
-                broadcast(&mut sinks, || Msg::Abort(msg.clone()));
+                sinks
+                    .into_iter()
+                    .flatten()
+                    .for_each(|tx| tx.abort(msg.clone()));
             }
         }
-        drop(sinks);
         drop(pool);
         report.content_len = reader.position();
         if let Some(h) = hasher {
@@ -309,14 +320,40 @@ pub fn copy(
     report
 }
 
-fn broadcast(sinks: &mut [Option<SyncSender<Msg>>], msg: impl Fn() -> Msg) {
-    for s in sinks.iter_mut() {
-        if let Some(tx) = s
-            && tx.send(msg()).is_err()
-        {
-            *s = None;
+/// Hands `c` to every live consumer in turn. A consumer that takes nothing
+/// for `stall_timeout` is dropped (and marked stalled); a cancel is noticed
+/// within a tenth of a second even while a queue is full.
+fn broadcast(job: &Job, sinks: &mut [Option<Tx<Arc<Chunk>>>], c: &Arc<Chunk>) -> Result<()> {
+    for (i, s) in sinks.iter_mut().enumerate() {
+        let Some(tx) = s else { continue };
+        let since = Instant::now();
+        let mut item = c.clone();
+        loop {
+            match tx.push(item, Duration::from_millis(100)) {
+                Push::Done => break,
+                Push::Closed => {
+                    *s = None;
+                    break;
+                }
+                Push::Full(back) => {
+                    if job.cancel.is_cancelled() {
+                        return Err(Error::Cancelled);
+                    }
+                    if since.elapsed() >= job.plan.stall_timeout {
+                        if let Some(flag) = job.stalled.get(i) {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                        if let Some(tx) = s.take() {
+                            tx.abort("stalled".into());
+                        }
+                        break;
+                    }
+                    item = back;
+                }
+            }
         }
     }
+    Ok(())
 }
 
 /// Decodes the image into chunks and hands each to every live consumer.
@@ -324,15 +361,17 @@ fn read_source(
     job: &Job,
     reader: &mut ImageReader,
     pool: &mut Pool,
-    sinks: &mut [Option<SyncSender<Msg>>],
+    sinks: &mut [Option<Tx<Arc<Chunk>>>],
 ) -> Result<()> {
-    let send = |sinks: &mut [Option<SyncSender<Msg>>], c: Arc<Chunk>| -> Result<()> {
+    let targets = job.plan.targets.len();
+    let send = |sinks: &mut [Option<Tx<Arc<Chunk>>>], c: Arc<Chunk>| -> Result<()> {
         if job.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        broadcast(sinks, || Msg::Data(c.clone()));
-        if sinks.iter().all(Option::is_none) {
-            return Err(Error::Source("every target failed".into()));
+        broadcast(job, sinks, &c)?;
+        // Decoding on only for the hasher would be wasted work.
+        if sinks[..targets].iter().all(Option::is_none) {
+            return Err(Error::NoTargetLeft);
         }
         Ok(())
     };
@@ -382,14 +421,14 @@ fn read_source(
 }
 
 /// Hashes the content (or checks each bmap range) as it streams past.
-fn hasher_thread(job: &Job, rx: Receiver<Msg>) -> SourceOutcome {
+fn hasher_thread(job: &Job, rx: Rx<Arc<Chunk>>) -> SourceOutcome {
     let mut out = SourceOutcome::default();
     let mut whole = Sha256::new();
     let mut range = Sha256::new();
     let mut ri = 0usize;
     loop {
-        match rx.recv() {
-            Ok(Msg::Data(c)) => match job.bmap {
+        match rx.pop() {
+            Next::Item(c) => match job.bmap {
                 None => whole.update(c.data()),
                 Some(map) => {
                     range.update(c.data());
@@ -408,18 +447,14 @@ fn hasher_thread(job: &Job, rx: Receiver<Msg>) -> SourceOutcome {
                     }
                 }
             },
-            Ok(Msg::End) => {
+            Next::End => {
                 if job.bmap.is_none() {
                     out.sha256 = Some(whole.finalize().into());
                 }
                 break;
             }
-            Ok(Msg::Abort(e)) => {
+            Next::Aborted(e) => {
                 out.error = Some(e);
-                break;
-            }
-            Err(_) => {
-                out.error = Some("the image reader stopped".into());
                 break;
             }
         }
@@ -432,7 +467,7 @@ fn target_thread(
     job: &Job,
     index: usize,
     name: &str,
-    rx: Receiver<Msg>,
+    rx: Rx<Arc<Chunk>>,
     progress: &(dyn Fn(TargetUpdate) + Sync),
 ) -> TargetResult {
     let sink = |p: Progress| {
@@ -452,7 +487,7 @@ fn target_thread(
         skipped: false,
         sha256: None,
     };
-    let outcome = write_target(job, name, rx, &mut meter, &mut res);
+    let outcome = write_target(job, index, name, rx, &mut meter, &mut res);
     if let Err(e) = outcome {
         res.phase = if matches!(e, Error::Cancelled) {
             Phase::Cancelled
@@ -506,8 +541,9 @@ fn write_chunk(disk: &mut Disk, drive: &str, data: &[u8], offset: u64) -> Result
 
 fn write_target(
     job: &Job,
+    index: usize,
     name: &str,
-    rx: Receiver<Msg>,
+    rx: Rx<Arc<Chunk>>,
     meter: &mut Meter,
     res: &mut TargetResult,
 ) -> Result<()> {
@@ -546,8 +582,8 @@ fn write_target(
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        match rx.recv() {
-            Ok(Msg::Data(c)) => {
+        match rx.pop() {
+            Next::Item(c) => {
                 if c.end() > disk.size() {
                     return Err(Error::TooSmall {
                         image: job.image.clone(),
@@ -569,15 +605,23 @@ fn write_target(
                 res.bytes_written += c.len as u64;
                 meter.add(c.len as u64);
             }
-            Ok(Msg::End) => break,
-            Ok(Msg::Abort(e)) => {
+            Next::End => break,
+            Next::Aborted(e) => {
                 return Err(if cancel.is_cancelled() {
                     Error::Cancelled
+                } else if job
+                    .stalled
+                    .get(index)
+                    .is_some_and(|f| f.load(Ordering::Relaxed))
+                {
+                    Error::Stalled {
+                        drive,
+                        secs: job.plan.stall_timeout.as_secs(),
+                    }
                 } else {
                     Error::Source(e)
                 });
             }
-            Err(_) => return Err(Error::Source("the image reader stopped".into())),
         }
     }
     drop(rx);

@@ -202,3 +202,55 @@ fn a_drive_opened_exclusively_elsewhere_is_refused() {
         Err(Error::NoSuchDrive(_))
     ));
 }
+
+/// Limits O_DIRECT writes to a device through the blkio cgroup (v1, root
+/// group); lifted on drop.
+struct Throttle(String);
+
+impl Throttle {
+    fn new(dev_name: &str, bytes_per_sec: u64) -> Throttle {
+        let majmin =
+            std::fs::read_to_string(format!("/sys/block/{dev_name}/dev")).expect("dev number");
+        let t = Throttle(majmin.trim().to_owned());
+        std::fs::write(
+            "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device",
+            format!("{} {bytes_per_sec}", t.0),
+        )
+        .expect("blkio throttle");
+        t
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device",
+            format!("{} 0", self.0),
+        );
+    }
+}
+
+#[test]
+fn a_drive_that_stops_taking_data_is_dropped_and_the_others_finish() {
+    let dir = TempDir::new("stall");
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(16 << 20, 15));
+    let slow = Loop::new(&dir, 32 << 20, 512);
+    let fast = Loop::new(&dir, 32 << 20, 512);
+    // 4 MiB/s: each 4 MiB chunk takes a second, longer than the stall limit.
+    let _t = Throttle::new(&slow.name, 4 << 20);
+    let mut p = CopyPlan::new(&img, vec![slow.name.clone(), fast.name.clone()]);
+    p.discover = loops_allowed();
+    p.queue_depth = 1;
+    p.stall_timeout = std::time::Duration::from_millis(300);
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
+    let e = r.targets[0].error.clone().expect("error");
+    assert!(
+        e.contains(&slow.name) && e.contains("not responding"),
+        "{e}"
+    );
+    assert_eq!(r.targets[1].phase, Phase::Done, "{r:#?}");
+    assert!(cmp(&img, &fast.dev, 16 << 20));
+    assert_eq!(r.source_error, None);
+}
