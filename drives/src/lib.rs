@@ -14,13 +14,14 @@
 //! | [`read_drive`]`(name, out, &opts, &cancel, &progress) -> ReadReport` | drive to a new image file with SHA-256 |
 //! | [`inspect`]`(path) -> ImageInfo` | format by magic bytes and decoded size when recorded |
 //! | [`content_sha256`], [`drive_sha256`], [`holds_image`] | hashes for the duplicator's "already holds the image" skip |
+//! | [`power_off`]`(name, &opts) -> Released` | flush a finished drive and power off its USB port |
 //! | [`HotplugListener`], [`set_media_poll_interval`] | kernel uevents for arrivals, removals and media changes |
 //!
 //! Code map: [`discover`](mod@discover) (sysfs) and [`safety`] (system
 //! disk, mounts, swap, holders) decide what may be written; [`blockdev`]
 //! opens devices and issues ioctls; [`source`] and [`bmap`] turn an image
 //! into a byte stream; [`write`](mod@write) fans it out; [`verify`],
-//! [`wipe`](mod@wipe) and [`read_back`] do the rest.
+//! [`wipe`](mod@wipe), [`read_back`], [`eject`] and [`hotplug`] do the rest.
 //!
 //! Architecture invariants:
 //! - only [`blockdev`] contains `unsafe` and opens device nodes;
@@ -34,6 +35,7 @@ pub mod blockdev;
 pub mod bmap;
 mod buffer;
 pub mod discover;
+pub mod eject;
 mod error;
 pub mod hotplug;
 mod probe;
@@ -48,6 +50,7 @@ pub mod write;
 
 pub use copyunit_model::{Drive, ImageFormat, Phase};
 pub use discover::{DiscoverOptions, check_target, discover, find};
+pub use eject::{Released, power_off};
 pub use error::{Error, Result};
 pub use hotplug::{HotplugListener, Uevent, set_media_poll_interval};
 pub use progress::{CancelToken, Progress};

@@ -97,3 +97,17 @@ fn read_drive_makes_a_hashed_image() {
     let _ = image_bytes;
     assert!(discover(&loops_allowed()).iter().any(|d| d.name == l.name));
 }
+
+#[test]
+fn power_off_flushes_a_loop_and_refuses_the_system_disk() {
+    let dir = TempDir::new("eject");
+    let l = Loop::new(&dir, 4 << 20, 512);
+    let r = copyunit_drives::power_off(&l.name, &loops_allowed()).expect("flush");
+    assert_eq!(r, copyunit_drives::Released::Flushed);
+    let root = run("findmnt", &["-n", "-o", "SOURCE", "/"]);
+    if let Some(dev) = root.strip_prefix("/dev/") {
+        let err =
+            copyunit_drives::power_off(dev, &DiscoverOptions::default()).expect_err("refused");
+        assert!(err.to_string().contains("system disk"), "{err}");
+    }
+}
