@@ -11,6 +11,19 @@ use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrIn, bind, setsockopt, socket, sockopt,
 };
 
+/// Print every DHCP step on the console (`copyunit.debug` on the kernel command line).
+pub static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn debug_line(s: &str) {
+    debug(|| s.to_string());
+}
+
+fn debug(what: impl FnOnce() -> String) {
+    if DEBUG.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::say!("dhcp: {}", what());
+    }
+}
+
 /// What the server granted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -45,6 +58,22 @@ fn client_socket(ifname: &str) -> io::Result<UdpSocket> {
     Ok(sock)
 }
 
+/// An empty BOOTREQUEST decoded from its wire form: dhcproto's constructors draw a random
+/// xid from the OS RNG, which blocks until the kernel's entropy pool is ready (seconds to
+/// minutes on a VM without an RNG device), and DHCP must not wait for that.
+fn blank(xid: u32, mac: &[u8; 6]) -> Message {
+    let mut b = [0u8; 241];
+    b[0] = 1; // BOOTREQUEST
+    b[1] = 1; // Ethernet
+    b[2] = 6; // MAC length
+    b[4..8].copy_from_slice(&xid.to_be_bytes());
+    b[28..34].copy_from_slice(mac);
+    b[236..240].copy_from_slice(&[99, 130, 83, 99]); // DHCP magic cookie
+    b[240] = 255; // end of options
+    // Decoding this fixed, valid header cannot fail; the fallback only keeps PID 1 panic-free.
+    Message::from_bytes(&b).unwrap_or_default()
+}
+
 /// A client message (DISCOVER or REQUEST) asking for broadcast replies.
 pub fn request(
     kind: MessageType,
@@ -53,9 +82,7 @@ pub fn request(
     want: Option<(Ipv4Addr, Ipv4Addr)>,
     hostname: &str,
 ) -> Message {
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid, z, z, z, z, mac);
-    m.set_opcode(Opcode::BootRequest);
+    let mut m = blank(xid, mac);
     m.set_flags(Flags::default().set_broadcast());
     let opts = m.opts_mut();
     opts.insert(DhcpOption::MessageType(kind));
@@ -138,11 +165,13 @@ fn exchange(
     let dest = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let mut buf = vec![0u8; 1500];
     for wait in [1u64, 2, 4] {
+        debug(|| format!("sending {:?} xid {:x}", msg.opts().msg_type(), msg.xid()));
         sock.send_to(&bytes, dest)?;
         let deadline = Instant::now() + Duration::from_secs(wait);
         while Instant::now() < deadline {
             match sock.recv_from(&mut buf) {
-                Ok((n, _)) => {
+                Ok((n, from)) => {
+                    debug(|| format!("{n} bytes from {from}"));
                     if let Some(r) = reply(&buf[..n], msg.xid(), mac)
                         && want.contains(&r.0)
                     {
@@ -166,8 +195,10 @@ fn exchange(
 
 /// One full DISCOVER..ACK exchange on `ifname`.
 pub fn acquire(ifname: &str, mac: &[u8; 6], hostname: &str) -> io::Result<Lease> {
+    debug(|| format!("{ifname}: opening the client socket"));
     let sock = client_socket(ifname)?;
     let x = xid(mac);
+    debug(|| format!("{ifname}: socket open, xid {x:x}"));
     let discover = request(MessageType::Discover, x, mac, None, hostname);
     let (_, offer, server) = exchange(&sock, &discover, mac, &[MessageType::Offer])?;
     let server =

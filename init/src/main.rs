@@ -161,7 +161,9 @@ fn boot() -> supervise::Unitd {
         Ok(l) => {
             let index = index.clone();
             let tx = nic_tx.clone();
-            std::thread::spawn(move || hotplug(l, index, tx));
+            let debug = cmdline.split_whitespace().any(|w| w == "copyunit.debug");
+            dhcp::DEBUG.store(debug, std::sync::atomic::Ordering::Relaxed);
+            std::thread::spawn(move || hotplug(l, index, tx, debug));
         }
         Err(e) => say!("no hotplug events ({e}): devices plugged in later need a reboot"),
     }
@@ -339,7 +341,12 @@ fn model_bytes(n: u64) -> String {
 }
 
 /// Loads drivers for hotplugged devices and hands new NICs to the network thread.
-fn hotplug(l: uevent::Listener, index: Arc<Mutex<modules::Index>>, nics: Sender<String>) {
+fn hotplug(
+    l: uevent::Listener,
+    index: Arc<Mutex<modules::Index>>,
+    nics: Sender<String>,
+    debug: bool,
+) {
     loop {
         let ev = match l.next() {
             Ok(ev) => ev,
@@ -348,6 +355,9 @@ fn hotplug(l: uevent::Listener, index: Arc<Mutex<modules::Index>>, nics: Sender<
                 return;
             }
         };
+        if debug {
+            say!("uevent {ev:?}");
+        }
         if ev.action != "add" {
             continue;
         }
@@ -388,6 +398,7 @@ fn network(nics: Receiver<String>, config: Arc<Config>) {
             configure_static(&ifname, n);
             continue;
         }
+        say!("{ifname}: asking for an address by DHCP");
         let name = config.name.clone();
         std::thread::spawn(move || dhcp_loop(&ifname, &name));
     }
@@ -412,6 +423,7 @@ fn configure_static(ifname: &str, n: &config::Network) {
 }
 
 fn dhcp_loop(ifname: &str, hostname: &str) {
+    dhcp::debug_line(&format!("{ifname}: DHCP thread running"));
     let Some(mac) = net::mac(ifname) else {
         say!("{ifname}: no MAC address; not configuring it");
         return;
@@ -492,19 +504,16 @@ fn main_loop(signals: &SigSet, unitd: &mut supervise::Unitd) {
         for status in supervise::reap() {
             unitd.exited(status);
         }
-        let up = unitd.pid().is_some() && supervise::listening(SSH_PORT);
+        let addrs: Vec<String> = ADDRESSES
+            .lock()
+            .map(|a| a.iter().map(|(i, ip)| format!("{i} {ip}")).collect())
+            .unwrap_or_default();
+        // Ready means reachable: unitd listens and the unit has an address.
+        let up = unitd.pid().is_some() && !addrs.is_empty() && supervise::listening(SSH_PORT);
         if up && !ready {
-            let addrs: Vec<String> = ADDRESSES
-                .lock()
-                .map(|a| a.iter().map(|(i, ip)| format!("{i} {ip}")).collect())
-                .unwrap_or_default();
             say!(
                 "ssh service ready on port {SSH_PORT} ({})",
-                if addrs.is_empty() {
-                    "no address yet".to_string()
-                } else {
-                    addrs.join(", ")
-                }
+                addrs.join(", ")
             );
         }
         ready = up;

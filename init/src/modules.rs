@@ -101,6 +101,8 @@ impl Index {
         let file = File::open(self.dir.join(&path)).map_err(|e| format!("module {name}: {e}"))?;
         match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(true),
+            // The hardware is not there (crc32c_intel on a CPU without SSE4.2): nothing to do.
+            Err(nix::errno::Errno::ENODEV) => Ok(false),
             Err(e) => Err(format!("module {name}: {e}")),
         }
     }
