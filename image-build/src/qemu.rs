@@ -134,10 +134,15 @@ pub fn command(spec: &Spec) -> Result<Command> {
             "if=none,id=bootstick,format=raw,file={}{snap}",
             img.display()
         ));
-        c.args([
-            "-device",
-            "usb-storage,bus=xhci.0,drive=bootstick,serial=COPYUNITBOOT,bootindex=0",
-        ]);
+        // -kernel claims boot index 0 itself.
+        let index = if matches!(spec.boot, Boot::Direct { .. }) {
+            ""
+        } else {
+            ",bootindex=0"
+        };
+        c.arg("-device").arg(format!(
+            "usb-storage,bus=xhci.0,drive=bootstick,serial=COPYUNITBOOT{index}"
+        ));
     } else if !matches!(spec.boot, Boot::Direct { .. }) {
         return Err(Error::Layout(
             "a firmware boot needs the unit image as its boot disk".into(),

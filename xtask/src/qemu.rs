@@ -1,7 +1,255 @@
-//! `cargo xtask qemu`.
+//! `cargo xtask qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--direct] [--authorized-keys FILE]`:
+//! boots the unit image in QEMU (TCG) with a store disk, USB sticks and a CD, and prints how to
+//! reach it. `cargo xtask qemu --bench` measures boot times into BENCHMARKS.md.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
-pub fn run(_args: &[String]) -> Result<()> {
-    anyhow::bail!("`qemu` is not written yet")
+use anyhow::{Context, Result, bail};
+use copyunit_image_build::qemu::{self, Boot, Serial, Spec};
+
+use crate::{image, util};
+
+struct Options {
+    sticks: usize,
+    port: u16,
+    iso: Option<PathBuf>,
+    boot: &'static str,
+    image: image::Options,
+    bench: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        sticks: 2,
+        port: 2222,
+        iso: None,
+        boot: "bios",
+        image: image::Options::default(),
+        bench: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--sticks" => o.sticks = value()?.parse().context("--sticks takes a number")?,
+            "--port" => o.port = value()?.parse().context("--port takes a port number")?,
+            "--iso" => o.iso = Some(value()?.into()),
+            "--authorized-keys" => o.image.authorized_keys = Some(value()?.into()),
+            "--unitd" => o.image.unitd = Some(value()?.into()),
+            "--uefi" => o.boot = "uefi",
+            "--bios" => o.boot = "bios",
+            "--direct" => o.boot = "direct",
+            "--bench" => o.bench = true,
+            other => bail!("qemu: unknown option {other}"),
+        }
+    }
+    Ok(o)
+}
+
+/// QEMU, its firmware, and the tools for the virtual disks.
+pub fn ensure_tools() -> Result<()> {
+    image::ensure_tools()?;
+    util::ensure_apt(&[
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("xorriso", "xorriso"),
+        ("ssh", "openssh-client"),
+    ])?;
+    if !Path::new(qemu::OVMF_CODE).exists() {
+        util::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends", "ovmf"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A small ISO 9660 disc for the CD drive when none is given.
+pub fn demo_iso(dir: &Path) -> Result<PathBuf> {
+    let iso = dir.join("demo.iso");
+    if iso.exists() {
+        return Ok(iso);
+    }
+    let content = dir.join("demo-iso");
+    std::fs::create_dir_all(&content)?;
+    std::fs::write(
+        content.join("README.TXT"),
+        "A demo source disc for copyunit under QEMU.\n",
+    )?;
+    std::fs::write(content.join("DATA.BIN"), vec![0x5au8; 1 << 20])?;
+    util::run(
+        Command::new("xorriso")
+            .args(["-as", "mkisofs", "-quiet", "-V", "COPYUNIT_DEMO", "-o"])
+            .arg(&iso)
+            .arg(&content),
+    )?;
+    Ok(iso)
+}
+
+/// Copies `from` to `to` when `to` is missing or older (the VM's writable copy of the image).
+fn refresh_copy(from: &Path, to: &Path) -> Result<()> {
+    let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if age(to).is_none() || age(to) < age(from) {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = parse(args)?;
+    ensure_tools()?;
+    if opts.bench {
+        return bench(&opts);
+    }
+    let built = image::build(&opts.image, false)?;
+    let dir = util::root().join("target/qemu");
+    std::fs::create_dir_all(&dir)?;
+    let boot_img = dir.join("boot.img");
+    refresh_copy(&built.image, &boot_img)?;
+    let store = dir.join("store.img");
+    if !store.exists() {
+        qemu::make_store(&store, 8 << 30)?;
+    }
+    let mut sticks = Vec::new();
+    for i in 0..opts.sticks {
+        let s = dir.join(format!("stick{i}.img"));
+        if !s.exists() {
+            qemu::make_stick(&s, 1 << 30)?;
+        }
+        sticks.push(s);
+    }
+    let iso = match &opts.iso {
+        Some(i) => i.clone(),
+        None => demo_iso(&dir)?,
+    };
+    let spec = Spec {
+        boot: boot_of(opts.boot, &built),
+        image: Some(boot_img),
+        image_snapshot: false,
+        ssh_port: opts.port,
+        store: Some(store.clone()),
+        sticks: sticks.clone(),
+        iso: Some(iso.clone()),
+        memory_mib: 2048,
+        serial: Serial::Stdio,
+        work: dir.clone(),
+    };
+    let p = opts.port;
+    let known = dir.join("known_hosts");
+    let o = format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new",
+        known.display()
+    );
+    println!(
+        "\ncopyunit in QEMU ({} boot, TCG): store {}, {} USB stick(s) in {}, CD {}",
+        opts.boot,
+        store.display(),
+        sticks.len(),
+        dir.display(),
+        iso.display()
+    );
+    println!("when the console says \"ssh service ready\":");
+    println!("  dashboard:  ssh -t -p {p} {o} admin@127.0.0.1");
+    println!("  upload:     sftp -P {p} {o} admin@127.0.0.1    (then: put IMAGE)");
+    println!("  drives:     ssh -p {p} {o} admin@127.0.0.1 drives");
+    println!("  copy:       ssh -p {p} {o} admin@127.0.0.1 copy IMAGE usb0 usb1 --wait");
+    println!("  power off:  ssh -p {p} {o} admin@127.0.0.1 poweroff");
+    println!(
+        "no key embedded (--authorized-keys FILE)? the console shows a one-time pairing code."
+    );
+    println!("quit QEMU: Ctrl-A then X\n");
+    util::run(&mut qemu::command(&spec)?)
+}
+
+fn boot_of(kind: &str, built: &copyunit_image_build::Built) -> Boot {
+    match kind {
+        "direct" => Boot::Direct {
+            kernel: built.kernel.clone(),
+            initrd: built.initrd.clone(),
+            cmdline: built.cmdline.clone(),
+        },
+        "uefi" => Boot::Uefi,
+        _ => Boot::Bios,
+    }
+}
+
+/// Boots each way once and records QEMU-start-to-SSH-ready times, image and initramfs sizes.
+fn bench(opts: &Options) -> Result<()> {
+    let built = image::build(&opts.image, false)?;
+    let dir = util::root().join("target/qemu-bench");
+    std::fs::create_dir_all(&dir)?;
+    let store = dir.join("store.img");
+    qemu::make_store(&store, 1 << 30)?;
+    let mut rows = Vec::new();
+    for kind in ["direct", "bios", "uefi"] {
+        let port = qemu::free_port()?;
+        let spec = Spec {
+            boot: boot_of(kind, &built),
+            image: Some(built.image.clone()),
+            image_snapshot: true,
+            ssh_port: port,
+            store: Some(store.clone()),
+            sticks: Vec::new(),
+            iso: None,
+            memory_mib: 1024,
+            serial: Serial::File(dir.join(format!("{kind}.log"))),
+            work: dir.clone(),
+        };
+        let mut vm = qemu::Vm::start(&spec)?;
+        let ready = vm.wait_for(qemu::READY_MARKER, Duration::from_secs(300))?;
+        while !qemu::ssh_banner(port) {
+            if vm.elapsed() > ready + Duration::from_secs(60) {
+                bail!("{kind}: the console says ready but no SSH banner on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let banner = vm.elapsed();
+        println!(
+            "{kind:<7} ready {:.1} s, SSH banner {:.1} s",
+            ready.as_secs_f64(),
+            banner.as_secs_f64()
+        );
+        rows.push((kind, ready, banner));
+    }
+    let date = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()?
+            .stdout,
+    )?;
+    let mut md = format!(
+        "\n## Boot (unit image under QEMU TCG, 1 vCPU) — {}\n\nQEMU start to the console's \"ssh service ready\" and to the first SSH banner on the forwarded port.\n\n| boot | ready | SSH banner | target |\n| --- | --- | --- | --- |\n",
+        date.trim()
+    );
+    for (kind, ready, banner) in &rows {
+        let target = if *kind == "direct" {
+            "<= 8 s"
+        } else {
+            "<= 15 s"
+        };
+        md.push_str(&format!(
+            "| {kind} | {:.1} s | {:.1} s | {target} |\n",
+            ready.as_secs_f64(),
+            banner.as_secs_f64()
+        ));
+    }
+    md.push_str(&format!(
+        "\nImage `target/unit.img`: {:.1} MiB (limit 64 MiB). Initramfs (zstd -19): {:.2} MiB. Measured with `cargo xtask qemu --bench` on the 2-core build machine, shared with other builds.\n",
+        built.image_bytes as f64 / 1048576.0,
+        built.initrd_bytes as f64 / 1048576.0
+    ));
+    let path = util::root().join("BENCHMARKS.md");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    text.push_str(&md);
+    std::fs::write(&path, text)?;
+    print!("{md}");
+    Ok(())
 }
