@@ -1,1 +1,389 @@
+//! End-to-end harness: a real `unitd` on a random loopback port with a
+//! temporary store, driven by the real OpenSSH clients.
+//!
+//! The host key is generated here and pinned in a known_hosts file, so every
+//! client call checks it like an admin's would. Nothing here sleeps for a
+//! fixed time to make a test pass: we wait for observable states.
 
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The unitd binary, built once per test run.
+pub fn unitd_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    if let Some(p) = std::env::var_os("UNITD_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = workspace_root();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "unitd", "--bin", "unitd"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo build -p unitd");
+        assert!(status.success(), "building unitd failed");
+    });
+    target_dir().join("debug").join("unitd")
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A key pair made with ssh-keygen.
+pub struct Key {
+    pub private: PathBuf,
+    pub public: String,
+}
+
+pub fn keygen(dir: &Path, name: &str) -> Key {
+    let private = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&private)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let public = fs::read_to_string(private.with_extension("pub")).unwrap();
+    Key { private, public }
+}
+
+/// How to start a test unit.
+pub struct Options {
+    pub with_key: bool,
+    pub store: Option<PathBuf>,
+    pub extra: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            with_key: true,
+            store: None,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A running unitd and the files around it.
+pub struct Unit {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub key: Key,
+    pub port: u16,
+    host_key: PathBuf,
+    known_hosts: PathBuf,
+    authorized_keys: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Unit {
+    pub fn start() -> Unit {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Unit {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = keygen(dir.path(), "admin_key");
+        let host_key = dir.path().join("ssh_host_ed25519_key");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .status()
+            .unwrap();
+        assert!(out.success());
+        let authorized_keys = dir.path().join("authorized_keys");
+        fs::write(
+            &authorized_keys,
+            if opts.with_key {
+                key.public.as_str()
+            } else {
+                ""
+            },
+        )
+        .unwrap();
+        let store = opts.store.unwrap_or_else(|| dir.path().join("store"));
+        let mut unit = Unit {
+            known_hosts: dir.path().join("known_hosts"),
+            dir,
+            store,
+            key,
+            port: 0,
+            host_key,
+            authorized_keys,
+            extra: opts.extra,
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        unit.launch().expect("unitd starts");
+        unit
+    }
+
+    /// Starts unitd (again) on a fresh port with the same store and keys.
+    pub fn launch(&mut self) -> Result<()> {
+        let mut child = Command::new(unitd_bin())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--store")
+            .arg(&self.store)
+            .arg("--authorized-keys")
+            .arg(&self.authorized_keys)
+            .arg("--host-key")
+            .arg(&self.host_key)
+            .args(["--name", "testunit"])
+            .args(&self.extra)
+            .env("UNITD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting unitd")?;
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("listening on 127.0.0.1:").nth(1)
+                    && let Some(t) = tx.take()
+                {
+                    let port: String = port.chars().take_while(char::is_ascii_digit).collect();
+                    let _ = t.send(port.parse::<u16>().unwrap_or(0));
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(port) if port > 0 => self.port = port,
+            _ => bail!("unitd did not start:\n{}", self.log()),
+        }
+        let pub_path = self.host_key.with_extension("pub");
+        if !pub_path.exists() {
+            // unitd generated the key itself: derive the public half.
+            let out = Command::new("ssh-keygen")
+                .arg("-y")
+                .arg("-f")
+                .arg(&self.host_key)
+                .output()?;
+            fs::write(&pub_path, &out.stdout)?;
+        }
+        let pubkey = fs::read_to_string(&pub_path)?;
+        let mut parts = pubkey.split_whitespace();
+        let (kind, blob) = (parts.next().unwrap(), parts.next().unwrap());
+        fs::write(
+            &self.known_hosts,
+            format!("[127.0.0.1]:{} {kind} {blob}\n", self.port),
+        )?;
+        Ok(())
+    }
+
+    /// Stops unitd (SIGKILL: a crash, as far as the store can tell).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Options every client gets: our key, our pinned known_hosts, no agent.
+    pub fn ssh_opts(&self, key: Option<&Path>) -> Vec<String> {
+        let mut o = vec![
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "IdentityAgent=none".into(),
+            "-o".into(),
+            "ConnectTimeout=30".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+        ];
+        if let Some(k) = key {
+            o.push("-i".into());
+            o.push(k.display().to_string());
+        }
+        o
+    }
+
+    pub fn ssh_command(&self, key: Option<&Path>) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.ssh_opts(key))
+            .args(["-o", "BatchMode=yes", "-p"])
+            .arg(self.port.to_string())
+            .arg("admin@127.0.0.1");
+        c
+    }
+
+    /// `ssh admin@unit ARGS` with the admin key, no stdin.
+    pub fn ssh(&self, args: &str) -> Output {
+        let mut c = self.ssh_command(Some(&self.key.private));
+        c.arg(args).stdin(Stdio::null()).output().expect("ssh runs")
+    }
+
+    /// `ssh admin@unit ARGS < input`.
+    pub fn ssh_stdin(&self, args: &str, input: &[u8]) -> Output {
+        let mut c = self.ssh_command(Some(&self.key.private));
+        c.arg(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("ssh runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("ssh finishes");
+        let _ = writer.join();
+        out
+    }
+
+    /// Parses the JSON a command prints; panics with its stderr if it fails.
+    pub fn json(&self, args: &str) -> serde_json::Value {
+        let out = self.ssh(args);
+        assert!(
+            out.status.success(),
+            "`{args}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`{args}` printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    pub fn sftp_command(&self) -> Command {
+        let mut c = Command::new("sftp");
+        c.args(self.ssh_opts(Some(&self.key.private)))
+            .args(["-o", "BatchMode=yes", "-P"])
+            .arg(self.port.to_string());
+        c
+    }
+
+    /// Runs an `sftp -b` batch script.
+    pub fn sftp(&self, script: &str) -> Output {
+        let batch = self.dir.path().join("batch");
+        fs::write(&batch, script).unwrap();
+        self.sftp_command()
+            .arg("-b")
+            .arg(&batch)
+            .arg("admin@127.0.0.1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("sftp runs")
+    }
+
+    pub fn scp(&self, extra: &[&str], from: &str, to: &str) -> Output {
+        Command::new("scp")
+            .args(self.ssh_opts(Some(&self.key.private)))
+            .args(["-o", "BatchMode=yes", "-P"])
+            .arg(self.port.to_string())
+            .args(extra)
+            .args([from, to])
+            .stdin(Stdio::null())
+            .output()
+            .expect("scp runs")
+    }
+
+    /// `images --json`, as (name, size, sha256) triples.
+    pub fn images(&self) -> Vec<(String, u64, String)> {
+        let v = self.json("images --json");
+        v.as_array()
+            .expect("images --json is an array")
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["size"].as_u64().unwrap(),
+                    i["sha256"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `cond` holds, polling; panics with the log after `limit`.
+    /// The limit is a give-up point for a hung test, not a performance bar.
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            if start.elapsed() > Duration::from_secs(300) {
+                panic!("gave up waiting for {what}\nunitd log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A file of `len` random bytes in `dir`.
+pub fn random_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    use rand::RngCore;
+    let path = dir.join(name);
+    let mut f = fs::File::create(&path).unwrap();
+    let mut rng = rand::thread_rng();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+    path
+}
+
+/// SHA-256 as `sha256sum` prints it.
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

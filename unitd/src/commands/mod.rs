@@ -267,9 +267,9 @@ async fn upload(
             Err(Broken) => {
                 unit.store.abandon_upload(&name);
                 drop(up);
-                return Err(format!(
-                    "upload of {name} interrupted after {offset} bytes: not stored"
-                ));
+                let msg = format!("upload of {name} interrupted after {offset} bytes: not stored");
+                tracing::warn!("{msg}");
+                return Err(msg);
             }
         }
     }

@@ -7,7 +7,7 @@
 //! Each channel is handed to its own task, which owns it, drains it, and
 //! sends exit-status before EOF and close.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub struct Session {
     channels: HashMap<ChannelId, Channel<Msg>>,
     ptys: HashMap<ChannelId, dashboard::Pty>,
     resizes: HashMap<ChannelId, mpsc::UnboundedSender<(u16, u16)>>,
+    /// SFTP channels: they need an exit-status when the client is done.
+    sftp: HashSet<ChannelId>,
     open: usize,
 }
 
@@ -44,6 +46,7 @@ impl Session {
             channels: HashMap::new(),
             ptys: HashMap::new(),
             resizes: HashMap::new(),
+            sftp: HashSet::new(),
             open: 0,
         }
     }
@@ -194,7 +197,23 @@ impl russh::server::Handler for Session {
         self.channels.remove(&channel);
         self.ptys.remove(&channel);
         self.resizes.remove(&channel);
+        self.sftp.remove(&channel);
         self.open = self.open.saturating_sub(1);
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        // An SFTP client sends EOF once it has every reply it waited for.
+        // scp judges the transfer by the exit status: send 0, then close.
+        if self.sftp.remove(&channel) {
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
         Ok(())
     }
 
@@ -298,6 +317,7 @@ impl russh::server::Handler for Session {
             return Ok(());
         };
         session.channel_success(channel)?;
+        self.sftp.insert(channel);
         tracing::info!(peer = %self.peer, "sftp session");
         crate::sftp::serve(self.unit.clone(), ch).await;
         Ok(())
@@ -334,6 +354,7 @@ async fn run_command(unit: Arc<Unit>, channel: Channel<Msg>, line: Option<String
                 _ => {}
             }
         }
+        tracing::debug!("exec channel input ended");
     });
     let mut stdout = write.make_writer();
     let mut stderr = write.make_writer_ext(Some(1));
