@@ -28,16 +28,18 @@ pub const DEFAULT_UNIT_TOML: &str = "# copyunit unit settings. Edit from any com
 # The unit's name: its host name and the name on the dashboard.\n\
 name = \"copyunit\"\n\
 \n\
+# SSH login name of the admin (default admin):\n\
+# user = \"admin\"\n\
+\n\
+# Images are kept on the filesystem with this label (ext4 recommended):\n\
+# store_label = \"COPYUNIT-STORE\"\n\
+\n\
 [network]\n\
 # Every wired network port gets an address by DHCP. For a fixed address instead, uncomment:\n\
 # address = \"192.168.1.50/24\"\n\
 # gateway = \"192.168.1.1\"\n\
 # interface = \"eth0\"   # default: the first wired port\n\
-# dns = [\"192.168.1.1\"]\n\
-\n\
-[store]\n\
-# Images are kept on the filesystem with this label (ext4 recommended).\n\
-# label = \"COPYUNIT-STORE\"\n";
+# dns = [\"192.168.1.1\"]\n";
 
 /// The authorized_keys header written when no keys are given (comments only: no key).
 pub const DEFAULT_AUTHORIZED_KEYS: &str = "# OpenSSH public keys allowed to log in as admin, one per line.\n\

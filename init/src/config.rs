@@ -1,7 +1,7 @@
 //! unit.toml: the settings a user may edit on the boot partition before first boot.
 //!
-//! PID 1 reads only what it acts on (name, network, store label); unitd reads the same file
-//! for its own settings, so unknown keys are ignored here.
+//! PID 1 reads what it acts on (name, `[network]`, `store_label`) and ignores the rest; unitd
+//! gets the rest (its own settings, which it checks strictly) through `for_unitd`.
 
 use std::net::Ipv4Addr;
 
@@ -16,7 +16,20 @@ pub struct Config {
     /// Host name, and the unit's name on the dashboard.
     pub name: String,
     pub network: Network,
-    pub store: Store,
+    /// Filesystem label of the image store.
+    pub store_label: String,
+}
+
+/// The keys of unit.toml that are PID 1's, not unitd's.
+const INIT_KEYS: &[&str] = &["network", "store_label"];
+
+/// unit.toml without PID 1's keys: the settings file unitd is given.
+pub fn for_unitd(text: &str) -> Result<String, String> {
+    let mut table: toml::Table = text.parse().map_err(|e| format!("unit.toml: {e}"))?;
+    for k in INIT_KEYS {
+        table.remove(*k);
+    }
+    toml::to_string(&table).map_err(|e| format!("unit.toml: {e}"))
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -30,26 +43,12 @@ pub struct Network {
     pub dns: Vec<Ipv4Addr>,
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Store {
-    pub label: String,
-}
-
 impl Default for Config {
     fn default() -> Config {
         Config {
             name: "copyunit".into(),
             network: Network::default(),
-            store: Store::default(),
-        }
-    }
-}
-
-impl Default for Store {
-    fn default() -> Store {
-        Store {
-            label: STORE_LABEL.into(),
+            store_label: STORE_LABEL.into(),
         }
     }
 }
@@ -89,11 +88,14 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.name, "bench-3");
-        assert_eq!(c.store.label, STORE_LABEL);
+        assert_eq!(c.store_label, STORE_LABEL);
         let (a, m) = parse_cidr(c.network.address.as_deref().unwrap_or_default()).expect("cidr");
         assert_eq!(a, Ipv4Addr::new(10, 1, 2, 3));
         assert_eq!(m, Ipv4Addr::new(255, 255, 0, 0));
         assert!(parse_cidr("10.1.2.3/40").is_err());
         assert!(Config::parse("name = 3").is_err());
+        let rest = for_unitd("name = \"a\"\nstore_label = \"X\"\n[network]\naddress = \"1.2.3.4/8\"\n[limits]\nkeepalive_secs = 5\n")
+            .expect("valid");
+        assert_eq!(rest, "name = \"a\"\n\n[limits]\nkeepalive_secs = 5\n");
     }
 }

@@ -222,34 +222,33 @@ fn boot() -> supervise::Unitd {
     let store_wait: u64 = arg("copyunit.store_wait")
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let store_kind = setup_store(&net_config.store.label, Duration::from_secs(store_wait));
+    let store_kind = setup_store(&net_config.store_label, Duration::from_secs(store_wait));
     let _ = std::fs::create_dir_all("/run/copyunit");
     let _ = std::fs::write("/run/copyunit/store", format!("{store_kind}\n"));
 
     let keys = authorized_keys(boot_mounted);
-    let config_file = if boot_mounted && Path::new("/boot/unit.toml").exists() {
-        "/boot/unit.toml"
-    } else {
-        "/etc/copyunit/unit.toml"
-    };
-    let data = format!("{STORE_DIR}/copyunit");
-    let _ = std::fs::create_dir_all(&data);
-    let args = vec![
+    let config_file = unitd_config(boot_mounted);
+    let images = format!("{STORE_DIR}/images");
+    let _ = std::fs::create_dir_all(&images);
+    let mut args = vec![
         "--listen".into(),
         format!("0.0.0.0:{SSH_PORT}"),
         "--store".into(),
-        format!("{data}/images"),
+        images,
         "--authorized-keys".into(),
         keys,
         "--host-key".into(),
-        format!("{data}/ssh_host_ed25519_key"),
+        format!("{STORE_DIR}/ssh_host_ed25519_key"),
         "--config".into(),
-        config_file.into(),
+        config_file,
         "--name".into(),
         net_config.name.clone(),
         "--appliance".into(),
         "-v".into(),
     ];
+    if store_kind == "ram" {
+        args.push("--volatile-store".into());
+    }
     say!(
         "boot took {} ms after the kernel; starting unitd",
         started.elapsed().as_millis()
@@ -290,6 +289,27 @@ fn load_config(boot_mounted: bool) -> Config {
         }
     }
     Config::default()
+}
+
+/// unitd's settings file: unit.toml (the boot partition's, else the built-in one) without the
+/// keys that are PID 1's, since unitd rejects keys it does not know.
+fn unitd_config(boot_mounted: bool) -> String {
+    let source = if boot_mounted && Path::new("/boot/unit.toml").exists() {
+        "/boot/unit.toml"
+    } else {
+        "/etc/copyunit/unit.toml"
+    };
+    let text = std::fs::read_to_string(source).unwrap_or_default();
+    let filtered = config::for_unitd(&text).unwrap_or_else(|e| {
+        say!("{source}: {e}; unitd starts with its defaults");
+        String::new()
+    });
+    let out = "/run/copyunit/unitd.toml";
+    let _ = std::fs::create_dir_all("/run/copyunit");
+    if let Err(e) = std::fs::write(out, filtered) {
+        say!("{out}: {e}");
+    }
+    out.into()
 }
 
 /// The authorized_keys file unitd uses: the boot partition's (editable from any OS) or, with no
@@ -452,7 +472,7 @@ fn dhcp_loop(ifname: &str, hostname: &str) {
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     say!("{ifname}: DHCP: {e} (cable plugged in? still trying)");
                 }
                 std::thread::sleep(Duration::from_secs(u64::from(failures.min(6)) * 5));
