@@ -1,7 +1,7 @@
 //! `imgwrite`: drive the writer from a shell, for benchmarks and by hand.
 //!
 //! ```text
-//! imgwrite [--no-verify] [--bmap FILE] [--depth N] IMAGE DRIVE...   write (loop devices allowed)
+//! imgwrite [--no-verify] [--bmap FILE] [--depth N] [--sha256 HEX] IMAGE DRIVE...   write (loop devices allowed)
 //! imgwrite --hash DRIVE LEN                                          read-back SHA-256 of LEN bytes
 //! imgwrite --read DRIVE OUT                                          drive to a new image file
 //! ```
@@ -87,12 +87,14 @@ fn main() -> ExitCode {
             let mut verify = true;
             let mut bmap = None;
             let mut depth = 4;
+            let mut sha = None;
             let mut rest = Vec::new();
             let mut it = args.into_iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--no-verify" => verify = false,
                     "--bmap" => bmap = it.next().map(PathBuf::from),
+                    "--sha256" => sha = it.next(),
                     "--depth" => depth = it.next().and_then(|d| d.parse().ok()).unwrap_or(4),
                     _ => rest.push(a),
                 }
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
             plan.verify = verify;
             plan.bmap = bmap;
             plan.queue_depth = depth;
+            plan.content_sha256 = sha;
             plan.discover = opts;
             let verbose = std::env::var_os("IMGWRITE_PROGRESS").is_some();
             let progress = |u: TargetUpdate| {

@@ -64,6 +64,10 @@ pub struct CopyPlan {
     /// `(content length, SHA-256 hex)`: a drive already holding exactly
     /// this is not written but reported done with `skipped` (duplicator).
     pub skip_if_holds: Option<(u64, String)>,
+    /// Hex SHA-256 of the decoded content when already known (the store
+    /// hashes raw images on upload): the read-back is compared with it and
+    /// the source is not hashed again during the write.
+    pub content_sha256: Option<String>,
     /// A drive that takes no data for this long is failed as not
     /// responding, so it holds the others back no longer.
     pub stall_timeout: Duration,
@@ -79,6 +83,7 @@ impl CopyPlan {
             discover: DiscoverOptions::default(),
             queue_depth: 4,
             skip_if_holds: None,
+            content_sha256: None,
             stall_timeout: Duration::from_secs(120),
         }
     }
@@ -177,6 +182,8 @@ struct Job<'a> {
     source: &'a Published,
     /// Per target: dropped by the reader for taking no data.
     stalled: Vec<AtomicBool>,
+    /// `CopyPlan::content_sha256`, decoded.
+    known_sha256: Option<[u8; 32]>,
 }
 
 /// Copies `plan.image` to every target at once. Blocks until every target
@@ -242,6 +249,13 @@ pub fn copy(
         .as_ref()
         .map(|b| b.image_size)
         .or(reader.info().content_size);
+    let known_sha256 = match plan.content_sha256.as_deref().map(parse_sha256).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            fail_all(&mut report, e);
+            return report;
+        }
+    };
     let source = Published::default();
     let job = Job {
         plan,
@@ -256,6 +270,7 @@ pub fn copy(
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect(),
+        known_sha256,
     };
     let depth = plan.queue_depth.max(1);
 
@@ -270,7 +285,8 @@ pub fn copy(
         }
         // The bmap's checksums are checked on the source even without a
         // read-back, as bmaptool does.
-        let hasher = (plan.verify || job.bmap.is_some()).then(|| {
+        let known = job.known_sha256.is_some();
+        let hasher = ((plan.verify && !known) || job.bmap.is_some()).then(|| {
             let (tx, rx) = bounded(depth);
             sinks.push(Some(tx));
             s.spawn(move || hasher_thread(job, rx))
@@ -318,6 +334,13 @@ pub fn copy(
         }
     });
     report
+}
+
+fn parse_sha256(hex_str: &str) -> std::result::Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_str.trim(), &mut out)
+        .map_err(|_| format!("{hex_str:?} is not a hex SHA-256"))?;
+    Ok(out)
 }
 
 /// Hands `c` to every live consumer in turn. A consumer that takes nothing
@@ -631,6 +654,12 @@ fn write_target(
 
     meter.phase(Phase::Sync, None);
     disk.sync().map_err(Error::drive(&drive, "flush"))?;
+    // The image must have read cleanly (and matched its bmap) before this
+    // drive counts as written, verified or not.
+    let src = job.source.wait();
+    if let Some(e) = src.error {
+        return Err(Error::Source(e));
+    }
 
     if job.plan.verify {
         meter.phase(Phase::Verify, job.write_total.or(Some(len)));
@@ -651,12 +680,8 @@ fn write_target(
                 let mut h = Sha256::new();
                 hash_range(&mut disk, &drive, 0..len, &mut h, cancel, &mut on_bytes)?;
                 let got: [u8; 32] = h.finalize().into();
-                let src = job.source.wait();
-                if let Some(e) = src.error {
-                    return Err(Error::Source(e));
-                }
                 res.sha256 = Some(hex::encode(got));
-                if let Some(want) = src.sha256
+                if let Some(want) = src.sha256.or(job.known_sha256)
                     && want != got
                 {
                     return Err(Error::VerifyMismatch {
@@ -682,9 +707,6 @@ fn write_target(
                     )?;
                     let got: [u8; 32] = h.finalize().into();
                     if got != r.sha256 {
-                        if let Some(e) = job.source.wait().error {
-                            return Err(Error::Source(e));
-                        }
                         return Err(Error::VerifyMismatch {
                             drive,
                             detail: format!(
@@ -693,9 +715,6 @@ fn write_target(
                             ),
                         });
                     }
-                }
-                if let Some(e) = job.source.wait().error {
-                    return Err(Error::Source(e));
                 }
             }
         }

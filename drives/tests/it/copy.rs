@@ -67,12 +67,30 @@ fn one_image_to_512_and_4096_byte_sector_drives_at_once() {
         !holds_image(std::path::Path::new(&other.dev), len as u64, &sha, &cancel).expect("hash")
     );
     let mut p = plan(&img, &[&a, &other]);
-    p.skip_if_holds = Some((len as u64, sha));
+    p.skip_if_holds = Some((len as u64, sha.clone()));
     let r = copy(&p, &cancel, &quiet);
     assert!(r.all_done(), "{r:#?}");
     assert!(r.targets[0].skipped && r.targets[0].bytes_written == 0);
     assert!(!r.targets[1].skipped);
     assert!(cmp(&img, &other.dev, len as u64));
+
+    // A known content hash replaces hashing the source; a wrong one fails the read-back.
+    let mut p = plan(&img, &[&b]);
+    p.content_sha256 = Some(sha.clone());
+    let r = copy(&p, &cancel, &quiet);
+    assert!(r.all_done() && r.targets[0].verified, "{r:#?}");
+    assert_eq!(r.content_sha256, None, "the source was hashed again");
+    p.content_sha256 = Some("00".repeat(32));
+    let r = copy(&p, &cancel, &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed);
+    assert!(
+        r.targets[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("reads back different data"),
+        "{r:#?}"
+    );
 }
 
 #[test]

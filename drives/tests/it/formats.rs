@@ -221,4 +221,13 @@ fn an_image_that_disagrees_with_its_bmap_fails_as_a_source_error() {
     let e = r.source_error.clone().expect("source error");
     assert!(e.contains("sparse.img") && e.contains("bmap"), "{e}");
     assert_eq!(r.targets[0].phase, copyunit_drives::Phase::Failed);
+    // Without read-back the source is still checked against the bmap.
+    p.verify = false;
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert!(r.source_error.is_some(), "{r:#?}");
+    assert_eq!(r.targets[0].phase, copyunit_drives::Phase::Failed, "{r:#?}");
+    assert!(
+        r.targets[0].error.as_deref().unwrap_or("").contains("bmap"),
+        "{r:#?}"
+    );
 }
