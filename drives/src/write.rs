@@ -665,14 +665,22 @@ fn write_target(
         meter.phase(Phase::Verify, job.write_total.or(Some(len)));
         disk.flush_buffers()
             .map_err(Error::drive(&drive, "drop cached pages"))?;
-        if let (Some(before), Ok(after)) = (seq_before, disk.diskseq())
-            && before != after
-        {
-            return Err(Error::Replaced {
-                drive,
-                before,
-                after,
-            });
+        // The open handle's disk, and whatever disk now carries the name:
+        // a medium swapped in a card reader, or a stick pulled and another
+        // plugged in under the same name, changes one of them.
+        let by_name = std::fs::read_to_string(format!("/sys/block/{drive}/diskseq"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        for after in [disk.diskseq().ok(), by_name].into_iter().flatten() {
+            if let Some(before) = seq_before
+                && before != after
+            {
+                return Err(Error::Replaced {
+                    drive,
+                    before,
+                    after,
+                });
+            }
         }
         let mut on_bytes = |n| meter.add(n);
         match job.bmap {
