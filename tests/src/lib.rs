@@ -387,3 +387,119 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A terminal for dashboard tests: tmux running a command, read with
+/// capture-pane and typed into with send-keys. Each has its own tmux server.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn new(command: &str, width: u16, height: u16) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let socket = format!(
+            "copyunit-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let t = Tmux { socket };
+        let ok = t
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(format!("{command}; echo EXIT=$?; sleep 600"))
+            .status()
+            .expect("tmux runs");
+        assert!(ok.success(), "tmux new-session");
+        t
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    /// The screen as text.
+    pub fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types keys (tmux key names: `Enter`, `Escape`, `Up`, `C-c`, or text).
+    pub fn send(&self, keys: &[&str]) {
+        let ok = self
+            .cmd()
+            .args(["send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn resize(&self, width: u16, height: u16) {
+        let ok = self
+            .cmd()
+            .args([
+                "resize-window",
+                "-t",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits until the screen satisfies `pred`; panics showing the screen.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                panic!("gave up waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+impl Unit {
+    /// The ssh command line for the dashboard (`ssh -tt`), for a Tmux.
+    pub fn dashboard_command(&self) -> String {
+        let opts: Vec<String> = self
+            .ssh_opts(Some(&self.key.private))
+            .into_iter()
+            .map(|o| format!("'{o}'"))
+            .collect();
+        format!(
+            "ssh -tt {} -p {} admin@127.0.0.1",
+            opts.join(" "),
+            self.port
+        )
+    }
+}

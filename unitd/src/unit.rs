@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use copyunit_model::{Event, EventKind, Snapshot, UnitInfo};
+use copyunit_model::{Event, EventKind, Request, Snapshot, UnitInfo};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
@@ -99,6 +99,23 @@ impl Unit {
         }
         drop(log);
         self.changed();
+    }
+
+    /// Carries out what a user asked for, from any front-end. The answer is
+    /// a sentence for the user: what was done, or why not.
+    pub async fn request(&self, req: Request) -> Result<String, String> {
+        match req {
+            Request::RemoveImage { name } => {
+                let name = crate::store::ImageName::new(&name).map_err(|e| e.to_string())?;
+                self.store.remove(&name).map_err(|e| e.to_string())?;
+                self.event(EventKind::ImageRemoved, format!("image {name} removed"));
+                Ok(format!("removed {name}"))
+            }
+            Request::Copy { .. }
+            | Request::Cancel { .. }
+            | Request::Wipe { .. }
+            | Request::Read { .. } => Err("this unit has no drive support yet".into()),
+        }
     }
 
     /// The latest published snapshot (cheap).

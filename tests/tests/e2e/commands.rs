@@ -82,14 +82,14 @@ fn an_upload_from_stdin_cut_off_before_eof_is_not_stored() {
 }
 
 #[test]
-fn a_pty_without_command_shows_status_and_exits_0() {
+fn a_shell_without_a_terminal_explains_and_exits_0() {
     let unit = Unit::start();
     let out = unit
         .ssh_command(Some(&unit.key.private))
-        .arg("-tt")
+        .arg("-T")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("testunit"));
+    assert!(stdout(&out).contains("No terminal"), "{}", stdout(&out));
 }

@@ -3,4 +3,5 @@
 
 mod auth;
 mod commands;
+mod dashboard;
 mod sftp;

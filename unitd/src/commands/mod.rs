@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use copyunit_model::EventKind;
+use copyunit_model::{EventKind, Request};
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -219,11 +219,13 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             emit(io, json, &events, || render::events(&events)).await
         }
         Cmd::Rm { image, json } => {
-            let name = ImageName::new(&image).map_err(|e| e.to_string())?;
-            unit.store.remove(&name).map_err(|e| e.to_string())?;
-            unit.event(EventKind::ImageRemoved, format!("image {name} removed"));
-            let out = serde_json::json!({ "removed": name.as_str() });
-            emit(io, json, &out, || format!("removed {name}\n")).await
+            let msg = unit
+                .request(Request::RemoveImage {
+                    name: image.clone(),
+                })
+                .await?;
+            let out = serde_json::json!({ "removed": image });
+            emit(io, json, &out, || format!("{msg}\n")).await
         }
         Cmd::Upload { name, size, json } => upload(unit, &name, size, json, io).await,
         Cmd::Keys { cmd } => keys(unit, cmd, io).await,
@@ -372,13 +374,4 @@ async fn say(w: &mut (dyn AsyncWrite + Send + Unpin), text: &str) -> Result<(), 
         .await
         .map_err(|e| e.to_string())?;
     w.flush().await.map_err(|e| e.to_string())
-}
-
-/// The short status screen shown to a terminal (and by the bare `ssh`).
-pub fn status_screen(snap: &copyunit_model::Snapshot) -> String {
-    let mut out = render::status(&snap.unit, &snap.images);
-    out.push('\n');
-    out.push_str(&render::images(&snap.images));
-    out.push_str("\nRun `ssh admin@unit help` for the commands.\n");
-    out
 }

@@ -1,0 +1,74 @@
+//! The dashboard over SSH, in a real terminal (tmux).
+
+use copyunit_tests::*;
+
+#[test]
+fn the_dashboard_shows_the_unit_follows_resizes_acts_and_quits_with_status_0() {
+    let unit = Unit::start();
+    let src = random_file(unit.dir.path(), "src", 1 << 20);
+    assert!(
+        unit.sftp(&format!(
+            "put {} first.img\nput {} second.img\n",
+            src.display(),
+            src.display()
+        ))
+        .status
+        .success()
+    );
+    let term = Tmux::new(&unit.dashboard_command(), 120, 40);
+    let screen = term.wait_for("the dashboard", |s| {
+        s.contains("testunit") && s.contains("second.img")
+    });
+    assert!(
+        screen.contains("SHA256:"),
+        "the host key fingerprint is shown:\n{screen}"
+    );
+
+    // An image uploaded by another session appears without a keypress.
+    assert!(
+        unit.sftp(&format!("put {} third.img\n", src.display()))
+            .status
+            .success()
+    );
+    term.wait_for("the new image", |s| s.contains("third.img"));
+
+    // Delete the first image, confirmed.
+    term.send(&["d"]);
+    term.wait_for("the confirmation", |s| s.contains("Delete first.img"));
+    term.send(&["Enter"]);
+    unit.wait_for("first.img to be removed", || {
+        !unit.images().iter().any(|i| i.0 == "first.img")
+    });
+    term.wait_for("the list and the log to follow", |s| {
+        s.contains("in 2 images") && s.contains("first.img removed")
+    });
+
+    // Resize: the layout follows; too small says so instead of garbage.
+    term.resize(70, 20);
+    term.wait_for("the narrow layout", |s| {
+        s.lines().all(|l| l.chars().count() <= 70) && s.contains("second.img")
+    });
+    term.resize(30, 8);
+    term.wait_for("the too-small message", |s| s.contains("too small"));
+    term.resize(100, 30);
+    term.wait_for("the layout again", |s| s.contains("second.img"));
+
+    term.send(&["q"]);
+    let s = term.wait_for("ssh to exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+}
+
+#[test]
+fn ctrl_c_also_leaves_cleanly_and_a_killed_client_does_not_hurt_the_unit() {
+    let unit = Unit::start();
+    let term = Tmux::new(&unit.dashboard_command(), 80, 24);
+    term.wait_for("the dashboard", |s| s.contains("testunit"));
+    term.send(&["C-c"]);
+    let s = term.wait_for("ssh to exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+
+    let term = Tmux::new(&unit.dashboard_command(), 80, 24);
+    term.wait_for("the dashboard", |s| s.contains("testunit"));
+    drop(term); // kills the client mid-session
+    assert!(unit.ssh("status").status.success(), "the unit carries on");
+}
