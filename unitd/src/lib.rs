@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod config;
 pub mod dashboard;
+pub mod jobs;
 pub mod sftp;
 pub mod ssh;
 pub mod store;
@@ -29,6 +30,7 @@ pub async fn run(config: config::Config) -> Result<ExitCode> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let unit = unit::Unit::new(config, store, keys, fingerprint.clone());
     unit.spawn_publisher();
+    unit.spawn_drive_watcher();
     announce(&unit, &listener);
     tokio::select! {
         r = ssh::server::serve(unit.clone(), host_key, listener) => r.map(|()| ExitCode::SUCCESS),

@@ -6,15 +6,16 @@
 //! marks the model dirty; a publisher task coalesces changes into at most a
 //! few snapshots a second, so a busy upload cannot flood the dashboards.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use copyunit_model::{Event, EventKind, Request, Snapshot, UnitInfo};
+use copyunit_model::{Drive, DriveRole, Event, EventKind, Request, Snapshot, UnitInfo};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
+use crate::jobs::{self, Jobs};
 use crate::ssh::auth::Keys;
 use crate::store::Store;
 
@@ -27,6 +28,12 @@ pub struct Unit {
     pub config: Config,
     pub store: Store,
     pub keys: Keys,
+    pub jobs: Jobs,
+    drives: Mutex<Vec<Drive>>,
+    /// Duplicator mode: write this image to every drive inserted.
+    auto: Mutex<Option<AutoCopy>>,
+    /// Drives finished in duplicator mode, waiting to be pulled.
+    done_remove: Mutex<HashSet<String>>,
     pub host_fingerprint: String,
     started: Instant,
     events: Mutex<VecDeque<Event>>,
@@ -38,10 +45,15 @@ pub struct Unit {
 impl Unit {
     pub fn new(config: Config, store: Store, keys: Keys, host_fingerprint: String) -> Arc<Unit> {
         let (tx, _) = watch::channel(Arc::new(Snapshot::default()));
+        let jobs = Jobs::load(&config.store);
         let unit = Arc::new(Unit {
             config,
             store,
             keys,
+            jobs,
+            drives: Mutex::new(Vec::new()),
+            auto: Mutex::new(None),
+            done_remove: Mutex::new(HashSet::new()),
             host_fingerprint,
             started: Instant::now(),
             events: Mutex::new(VecDeque::new()),
@@ -59,7 +71,7 @@ impl Unit {
         tokio::spawn(async move {
             loop {
                 // Uploads and jobs move without telling us: poll while any run.
-                let busy = !u.store.uploads().is_empty();
+                let busy = !u.store.uploads().is_empty() || u.jobs.any_running();
                 if !busy && !u.dirty.load(Ordering::Relaxed) {
                     let _ = tokio::time::timeout(Duration::from_secs(1), u.wake.notified()).await;
                 }
@@ -103,7 +115,7 @@ impl Unit {
 
     /// Carries out what a user asked for, from any front-end. The answer is
     /// a sentence for the user: what was done, or why not.
-    pub async fn request(&self, req: Request) -> Result<String, String> {
+    pub async fn request(self: &Arc<Self>, req: Request) -> Result<String, String> {
         match req {
             Request::RemoveImage { name } => {
                 let name = crate::store::ImageName::new(&name).map_err(|e| e.to_string())?;
@@ -111,10 +123,26 @@ impl Unit {
                 self.event(EventKind::ImageRemoved, format!("image {name} removed"));
                 Ok(format!("removed {name}"))
             }
-            Request::Copy { .. }
-            | Request::Cancel { .. }
-            | Request::Wipe { .. }
-            | Request::Read { .. } => Err("this unit has no drive support yet".into()),
+            Request::Copy {
+                image,
+                targets,
+                verify,
+            } => {
+                let id = jobs::start_copy(self, &image, &targets, verify)?;
+                Ok(format!("job {id} started: writing {image}"))
+            }
+            Request::Cancel { job } => {
+                self.jobs.cancel(job)?;
+                Ok(format!("cancelling job {job}"))
+            }
+            Request::Wipe { drive, full } => {
+                let id = jobs::start_wipe(self, &drive, full)?;
+                Ok(format!("job {id} started: wiping {drive}"))
+            }
+            Request::Read { drive, name } => {
+                let id = jobs::start_read(self, &drive, &name)?;
+                Ok(format!("job {id} started: reading {drive} into {name}"))
+            }
         }
     }
 
@@ -148,10 +176,10 @@ impl Unit {
     fn build_snapshot(&self) -> Snapshot {
         Snapshot {
             unit: self.info(),
-            drives: Vec::new(),
+            drives: self.drives_now(),
             images: self.store.catalog(),
             uploads: self.store.uploads(),
-            jobs: Vec::new(),
+            jobs: self.jobs.list(),
             events: self
                 .events
                 .lock()
@@ -198,4 +226,155 @@ pub fn addresses() -> Vec<String> {
     }
     out.sort_by_key(|(lo, _)| *lo);
     out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Duplicator mode settings.
+#[derive(Debug, Clone)]
+pub struct AutoCopy {
+    pub image: String,
+    pub verify: bool,
+}
+
+impl Unit {
+    /// The drives as last discovered, with the jobs using them.
+    pub fn drives_now(&self) -> Vec<Drive> {
+        let busy = self.jobs.busy();
+        let done = self
+            .done_remove
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut drives = self
+            .drives
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for d in &mut drives {
+            d.job = busy.get(&d.name).copied();
+            d.done_remove = done.contains(&d.name);
+        }
+        drives
+    }
+
+    /// Discovers the drives again now; reports arrivals and departures.
+    pub fn rescan_drives(self: &Arc<Self>) {
+        let fresh = copyunit_drives::discover(&jobs::discover_options(self));
+        let old = std::mem::replace(
+            &mut *self.drives.lock().unwrap_or_else(|p| p.into_inner()),
+            fresh.clone(),
+        );
+        let mut changed = old != fresh;
+        for d in fresh.iter().filter(|d| {
+            !old.iter()
+                .any(|o| o.name == d.name && o.diskseq == d.diskseq)
+        }) {
+            let what = d
+                .model
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", d.kind).to_lowercase());
+            self.event(
+                EventKind::DriveAdded,
+                format!(
+                    "drive {} added: {what}, {}",
+                    d.name,
+                    copyunit_model::format::bytes(d.size)
+                ),
+            );
+            self.on_arrival(d);
+        }
+        for d in old.iter().filter(|o| {
+            !fresh
+                .iter()
+                .any(|d| d.name == o.name && d.diskseq == o.diskseq)
+        }) {
+            self.event(EventKind::DriveRemoved, format!("drive {} removed", d.name));
+            if self
+                .done_remove
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&d.name)
+            {
+                changed = true;
+            }
+        }
+        if changed {
+            self.changed();
+        }
+    }
+
+    /// Watches for drives arriving, leaving and changing media: kernel
+    /// uevents when available, and a slow rescan as a safety net.
+    pub fn spawn_drive_watcher(self: &Arc<Self>) {
+        let _ = copyunit_drives::set_media_poll_interval(2000);
+        self.rescan_drives();
+        let u = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("drives".into())
+            .spawn(move || {
+                let listener = match copyunit_drives::HotplugListener::open() {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        tracing::warn!("no uevents ({e}): rescanning drives every 2 s instead");
+                        None
+                    }
+                };
+                loop {
+                    let event = match &listener {
+                        Some(l) => l.next(std::time::Duration::from_secs(5)).ok().flatten(),
+                        None => {
+                            std::thread::sleep(std::time::Duration::from_secs(2));
+                            None
+                        }
+                    };
+                    if event.is_some() {
+                        // Let a burst (a stick and its partitions) settle first.
+                        std::thread::sleep(std::time::Duration::from_millis(150));
+                        if let Some(l) = &listener {
+                            while let Ok(Some(_)) = l.next(std::time::Duration::from_millis(50)) {}
+                        }
+                    }
+                    u.rescan_drives();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot watch drives: {e}");
+        }
+    }
+
+    /// Duplicator mode: turned on with an image, every drive inserted from
+    /// then on is written and verified.
+    pub fn set_auto(self: &Arc<Self>, auto: Option<AutoCopy>) {
+        *self.auto.lock().unwrap_or_else(|p| p.into_inner()) = auto.clone();
+        match auto {
+            Some(a) => self.event(
+                EventKind::Info,
+                format!("duplicator mode on: every drive inserted gets {}", a.image),
+            ),
+            None => self.event(EventKind::Info, "duplicator mode off"),
+        }
+    }
+
+    pub fn auto(&self) -> Option<AutoCopy> {
+        self.auto.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn on_arrival(self: &Arc<Self>, d: &Drive) {
+        let Some(auto) = self.auto() else { return };
+        if !d.eligible || d.role != DriveRole::Target || d.size == 0 {
+            return;
+        }
+        match jobs::start_auto(self, &auto, &d.name) {
+            Ok(id) => tracing::info!("duplicator: job {id} for {}", d.name),
+            Err(e) => self.event(EventKind::Warning, format!("duplicator: {}: {e}", d.name)),
+        }
+    }
+
+    /// Marks a drive finished in duplicator mode (until it is pulled).
+    pub fn mark_done_remove(&self, name: &str) {
+        self.done_remove
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        self.changed();
+    }
 }

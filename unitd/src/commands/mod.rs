@@ -120,6 +120,67 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Drives, source drives, burners and the store disk, with eligibility
+    Drives {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write IMAGE to DRIVE... (kernel name, slot or serial; `all` = every eligible drive)
+    Copy {
+        image: String,
+        drives: Vec<String>,
+        /// Skip reading the drives back
+        #[arg(long)]
+        no_verify: bool,
+        /// Wait for the result: exit 0 only if every drive was written and verified
+        #[arg(long)]
+        wait: bool,
+        /// Duplicator mode: write IMAGE to every drive inserted from now on
+        #[arg(long, conflicts_with_all = ["drives", "wait"])]
+        auto: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Duplicator mode status; `auto stop` turns it off
+    Auto {
+        #[arg(value_parser = ["stop"])]
+        action: Option<String>,
+    },
+    /// Jobs, running and finished (the acknowledgements)
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job with every drive's result
+    Job {
+        id: u64,
+        /// Wait until it finishes; exit 0 only if it succeeded
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a running job
+    Cancel { id: u64 },
+    /// Erase a drive's partition tables and signatures (--full: every byte)
+    Wipe {
+        drive: String,
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a whole drive into a new image NAME in the store
+    Read {
+        drive: String,
+        name: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the admin's SSH keys
     Keys {
         #[command(subcommand)]
@@ -228,6 +289,86 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             emit(io, json, &out, || format!("{msg}\n")).await
         }
         Cmd::Upload { name, size, json } => upload(unit, &name, size, json, io).await,
+        Cmd::Drives { json } => {
+            let drives = unit.drives_now();
+            emit(io, json, &drives, || render::drives(&drives)).await
+        }
+        Cmd::Copy {
+            image,
+            drives,
+            no_verify,
+            wait,
+            auto,
+            json,
+        } => {
+            if auto {
+                if unit.store.image(&image).is_none() {
+                    return Err(format!(
+                        "no image named {image} in the store (see `images`)"
+                    ));
+                }
+                unit.set_auto(Some(crate::unit::AutoCopy {
+                    image: image.clone(),
+                    verify: !no_verify,
+                }));
+                say(io.stdout, &format!("duplicator mode on: every drive inserted gets {image}; `auto stop` ends it\n")).await?;
+                return Ok(EXIT_OK);
+            }
+            let req = Request::Copy {
+                image,
+                targets: drives,
+                verify: !no_verify,
+            };
+            started(unit, req, wait, json, io).await
+        }
+        Cmd::Auto { action } => {
+            if action.is_some() {
+                unit.set_auto(None);
+                say(io.stdout, "duplicator mode off\n").await?;
+            } else {
+                let text = match unit.auto() {
+                    Some(a) => format!(
+                        "duplicator mode on: writing {} to every drive inserted (verify {})\n",
+                        a.image,
+                        if a.verify { "on" } else { "off" }
+                    ),
+                    None => "duplicator mode off\n".into(),
+                };
+                say(io.stdout, &text).await?;
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Jobs { json } => {
+            let jobs = unit.jobs.list();
+            emit(io, json, &jobs, || render::jobs(&jobs)).await
+        }
+        Cmd::Job { id, wait, json } => {
+            if unit.jobs.get(id).is_none() {
+                return Err(format!("no job {id} (see `jobs`)"));
+            }
+            if wait {
+                return wait_job(unit, id, json, io).await;
+            }
+            let job = unit.jobs.get(id).ok_or_else(|| format!("no job {id}"))?;
+            emit(io, json, &job, || render::job(&job)).await
+        }
+        Cmd::Cancel { id } => {
+            let msg = unit.request(Request::Cancel { job: id }).await?;
+            say(io.stdout, &format!("{msg}\n")).await?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Wipe {
+            drive,
+            full,
+            wait,
+            json,
+        } => started(unit, Request::Wipe { drive, full }, wait, json, io).await,
+        Cmd::Read {
+            drive,
+            name,
+            wait,
+            json,
+        } => started(unit, Request::Read { drive, name }, wait, json, io).await,
         Cmd::Keys { cmd } => keys(unit, cmd, io).await,
         Cmd::Poweroff => power(unit, nix::sys::signal::Signal::SIGUSR2, "powering off", io).await,
         Cmd::Reboot => power(unit, nix::sys::signal::Signal::SIGTERM, "rebooting", io).await,
@@ -235,6 +376,78 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             say(io.stdout, &help()).await?;
             Ok(EXIT_OK)
         }
+    }
+}
+
+/// Starts a job; prints its id, or with `--wait` follows it to the end.
+async fn started(
+    unit: &Arc<Unit>,
+    req: Request,
+    wait: bool,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Outcome {
+    let before = unit.jobs.list().iter().map(|j| j.id).max();
+    let msg = unit.request(req).await?;
+    let id = unit
+        .jobs
+        .list()
+        .iter()
+        .map(|j| j.id)
+        .max()
+        .filter(|id| Some(*id) != before)
+        .ok_or_else(|| "the job did not start".to_string())?;
+    if wait {
+        return wait_job(unit, id, json, io).await;
+    }
+    let out = serde_json::json!({ "job": id });
+    emit(io, json, &out, || {
+        format!("{msg} (job {id}; follow with `job {id} --wait`)\n")
+    })
+    .await
+}
+
+/// Follows a job: progress on stderr, the result on stdout. Exit 0 only
+/// when every drive was written and verified - the acknowledgement.
+async fn wait_job(unit: &Arc<Unit>, id: u64, json: bool, io: &mut Io<'_>) -> Outcome {
+    let mut snaps = unit.subscribe();
+    let mut last_line = String::new();
+    loop {
+        let job = unit
+            .jobs
+            .get(id)
+            .ok_or_else(|| format!("job {id} vanished"))?;
+        if job.state.is_finished() {
+            let code = if job.state == copyunit_model::JobState::Done {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            };
+            emit(io, json, &job, || render::job(&job)).await?;
+            if code != EXIT_OK {
+                for t in job
+                    .targets
+                    .iter()
+                    .filter(|t| t.phase != copyunit_model::Phase::Done)
+                {
+                    let why = t.error.as_deref().unwrap_or(match t.phase {
+                        copyunit_model::Phase::Cancelled => "cancelled",
+                        _ => "not finished",
+                    });
+                    say(io.stderr, &format!("error: {}: {why}\n", t.drive)).await?;
+                }
+                if let Some(e) = &job.error {
+                    say(io.stderr, &format!("error: {e}\n")).await?;
+                }
+            }
+            return Ok(code);
+        }
+        let line = render::progress_line(&job);
+        if line != last_line {
+            say(io.stderr, &format!("{line}\n")).await?;
+            last_line = line;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), snaps.changed()).await;
     }
 }
 

@@ -2,7 +2,8 @@
 //! person can read and `awk` can split.
 
 use copyunit_model::format::{bytes, duration};
-use copyunit_model::{Event, Image, ImageState, UnitInfo};
+use copyunit_model::format::{percent, rate};
+use copyunit_model::{Drive, Event, Image, ImageState, Job, JobState, Phase, UnitInfo};
 
 use crate::ssh::auth::KeyInfo;
 
@@ -86,6 +87,153 @@ pub fn images(images: &[Image]) -> String {
         })
         .collect();
     table(&["NAME", "SIZE", "FORMAT", "SHA256", "STATE"], &rows)
+}
+
+pub fn drives(drives: &[Drive]) -> String {
+    if drives.is_empty() {
+        return "no drives found\n".into();
+    }
+    let targets = drives.iter().filter(|d| d.eligible).count();
+    let rows: Vec<Vec<String>> = drives
+        .iter()
+        .map(|d| {
+            let state = if let Some(j) = d.job {
+                format!("busy: job {j}")
+            } else if d.done_remove {
+                "done - remove".into()
+            } else if d.eligible {
+                "ready".into()
+            } else {
+                format!("not writable: {}", d.reason.as_deref().unwrap_or("unknown"))
+            };
+            vec![
+                d.name.clone(),
+                d.slot.clone().unwrap_or_else(|| "-".into()),
+                format!("{:?}", d.kind).to_lowercase(),
+                format!("{:?}", d.role).to_lowercase(),
+                bytes(d.size),
+                [d.vendor.as_deref(), d.model.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                state,
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["NAME", "SLOT", "KIND", "ROLE", "SIZE", "MODEL", "STATE"],
+        &rows,
+    );
+    out += &format!("{} drive(s), {targets} writable now\n", drives.len());
+    out
+}
+
+pub fn jobs(jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        return "no jobs yet\n".into();
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .rev()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                format!("{:?}", j.kind).to_lowercase(),
+                j.source.clone(),
+                j.targets
+                    .iter()
+                    .map(|t| t.drive.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                state(j),
+            ]
+        })
+        .collect();
+    table(&["ID", "KIND", "SOURCE", "DRIVES", "STATE"], &rows)
+}
+
+fn state(j: &Job) -> String {
+    match j.state {
+        JobState::Running => progress_line(j),
+        JobState::Done => format!(
+            "done{}",
+            match j.finished {
+                Some(f) => format!(" in {}", duration(f.saturating_sub(j.created))),
+                None => String::new(),
+            }
+        ),
+        s => format!("{s:?}").to_lowercase(),
+    }
+}
+
+/// One line of progress for a running job: each drive's phase and percent.
+pub fn progress_line(j: &Job) -> String {
+    let parts: Vec<String> = j
+        .targets
+        .iter()
+        .map(|t| {
+            let pct = percent(t.bytes_done, t.bytes_total)
+                .map(|p| format!(" {p}%"))
+                .unwrap_or_default();
+            let speed = if t.rate_bps > 0 && !t.phase.is_final() {
+                format!(" {}", rate(t.rate_bps))
+            } else {
+                String::new()
+            };
+            let eta = t
+                .eta_secs
+                .filter(|_| !t.phase.is_final())
+                .map(|e| format!(" eta {}", duration(e)))
+                .unwrap_or_default();
+            format!(
+                "{} {}{pct}{speed}{eta}",
+                t.drive,
+                format!("{:?}", t.phase).to_lowercase()
+            )
+        })
+        .collect();
+    format!("job {}: {}", j.id, parts.join(" | "))
+}
+
+pub fn job(j: &Job) -> String {
+    let kind = format!("{:?}", j.kind).to_lowercase();
+    let st = format!("{:?}", j.state).to_lowercase();
+    let mut out = format!("job {} ({kind} {}): {st}\n", j.id, j.source);
+    if j.kind == copyunit_model::JobKind::Copy {
+        out += &format!("verify {}\n", if j.verify { "on" } else { "off" });
+    }
+    let done = match (j.kind, j.verify) {
+        (copyunit_model::JobKind::Copy, true) => "written and verified",
+        (copyunit_model::JobKind::Copy, false) => "written (not verified)",
+        (copyunit_model::JobKind::Wipe, _) => "wiped",
+        (copyunit_model::JobKind::Read, _) => "read into the store",
+        (copyunit_model::JobKind::Burn, _) => "burned",
+    };
+    let rows: Vec<Vec<String>> = j
+        .targets
+        .iter()
+        .map(|t| {
+            vec![
+                t.drive.clone(),
+                format!("{:?}", t.phase).to_lowercase(),
+                match t.bytes_total {
+                    Some(total) => format!("{} / {}", bytes(t.bytes_done), bytes(total)),
+                    None if t.bytes_done > 0 => bytes(t.bytes_done),
+                    None => "-".into(),
+                },
+                match t.phase {
+                    Phase::Done => done.into(),
+                    _ => t.error.clone().unwrap_or_default(),
+                },
+            ]
+        })
+        .collect();
+    out += &table(&["DRIVE", "PHASE", "BYTES", "RESULT"], &rows);
+    if let Some(e) = &j.error {
+        out += &format!("error: {e}\n");
+    }
+    out
 }
 
 pub fn keys(keys: &[KeyInfo]) -> String {

@@ -339,33 +339,52 @@ impl Store {
         let written = up.finish().await;
         self.abandon_upload(name);
         let written = written.map_err(|e| StoreError::io(format!("storing {name}"), e))?;
+        self.publish(name, &partial, written.sha256)
+    }
+
+    /// Where a job may build a new image before [`Store::adopt`] publishes
+    /// it (not visible to clients, not a resumable upload).
+    pub fn scratch_path(&self, name: &ImageName) -> PathBuf {
+        let dir = self.root.join(".copyunit").join("incoming");
+        let _ = fs::create_dir_all(&dir);
+        dir.join(name.as_str())
+    }
+
+    /// Publishes a complete, hashed file built by a job (e.g. a drive read
+    /// back into an image).
+    pub fn adopt(&self, name: &ImageName, path: &Path, sha256: String) -> Result<Entry> {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io(format!("storing {name}"), e))?;
+        self.publish(name, path, sha256)
+    }
+
+    /// Renames a complete file into `images/` and records it.
+    fn publish(&self, name: &ImageName, from: &Path, sha256: String) -> Result<Entry> {
         let head = {
             let mut head = vec![0u8; ImageFormat::DETECT_LEN];
-            let n = File::open(&partial)
+            let n = File::open(from)
                 .and_then(|mut f| read_full(&mut f, &mut head))
                 .map_err(|e| StoreError::io(format!("reading {name}"), e))?;
             head.truncate(n);
             head
         };
         let dest = self.path_of(name);
-        fs::rename(&partial, &dest).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
+        fs::rename(from, &dest).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
         sync_dir(&self.images).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
         let md = fs::symlink_metadata(&dest)
             .map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
         let entry = Entry {
             name: name.to_string(),
-            size: written.len,
-            sha256: written.sha256,
+            size: md.len(),
+            sha256,
             added: unix(SystemTime::now()),
             format: ImageFormat::detect(&head),
             role: FileRole::of(name.as_str()),
             inode: md.ino(),
             mtime_ns: mtime_ns(&md),
         };
-        {
-            let mut inner = self.lock();
-            inner.entries.insert(name.to_string(), entry.clone());
-        }
+        self.lock().entries.insert(name.to_string(), entry.clone());
         self.persist()?;
         tracing::info!(name = %name, size = entry.size, sha256 = %entry.sha256, "image stored");
         Ok(entry)

@@ -1,0 +1,467 @@
+//! Copy, wipe and read jobs: validated here, run on threads by the drives
+//! crate, recorded in the history, announced as events.
+//!
+//! A job's progress reaches the front-ends only through the unit's
+//! snapshots: the worker thread updates the job row here and marks the unit
+//! changed. A job is `Done` only when every target was written and (unless
+//! turned off) read back equal: that is the acknowledgement.
+
+pub mod history;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, TargetUpdate};
+use copyunit_model::{
+    Drive, DriveRole, EventKind, ImageState, Job, JobId, JobKind, JobState, JobTarget, Phase,
+};
+
+use crate::store::ImageName;
+use crate::unit::{Unit, now};
+use history::History;
+
+#[derive(Default)]
+struct State {
+    jobs: Vec<Job>,
+    cancels: HashMap<JobId, CancelToken>,
+    next_id: JobId,
+}
+
+pub struct Jobs {
+    state: Mutex<State>,
+    history: History,
+}
+
+impl Jobs {
+    pub fn load(store_root: &std::path::Path) -> Jobs {
+        let history = History::new(store_root);
+        let (jobs, next_id) = history.load();
+        let jobs_ = Jobs {
+            state: Mutex::new(State {
+                jobs,
+                cancels: HashMap::new(),
+                next_id,
+            }),
+            history,
+        };
+        jobs_.save();
+        jobs_
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn list(&self) -> Vec<Job> {
+        self.lock().jobs.clone()
+    }
+
+    pub fn get(&self, id: JobId) -> Option<Job> {
+        self.lock().jobs.iter().find(|j| j.id == id).cloned()
+    }
+
+    /// Drives in use by running jobs, with the job id.
+    pub fn busy(&self) -> HashMap<String, JobId> {
+        self.lock()
+            .jobs
+            .iter()
+            .filter(|j| j.state == JobState::Running)
+            .flat_map(|j| j.targets.iter().map(move |t| (t.drive.clone(), j.id)))
+            .collect()
+    }
+
+    pub fn any_running(&self) -> bool {
+        self.lock()
+            .jobs
+            .iter()
+            .any(|j| j.state == JobState::Running)
+    }
+
+    fn save(&self) {
+        let st = self.lock();
+        self.history.save(&st.jobs, st.next_id);
+    }
+
+    fn add(
+        &self,
+        kind: JobKind,
+        source: &str,
+        verify: bool,
+        drives: &[Drive],
+        total: Option<u64>,
+    ) -> (JobId, CancelToken) {
+        let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.jobs.push(Job {
+            id,
+            kind,
+            source: source.to_string(),
+            verify,
+            state: JobState::Running,
+            created: now(),
+            finished: None,
+            targets: drives
+                .iter()
+                .map(|d| JobTarget {
+                    drive: d.name.clone(),
+                    phase: Phase::Prepare,
+                    bytes_total: total,
+                    ..JobTarget::default()
+                })
+                .collect(),
+            error: None,
+        });
+        let cancel = CancelToken::new();
+        st.cancels.insert(id, cancel.clone());
+        drop(st);
+        self.save();
+        (id, cancel)
+    }
+
+    fn update(&self, id: JobId, f: impl FnOnce(&mut Job)) {
+        if let Some(job) = self.lock().jobs.iter_mut().find(|j| j.id == id) {
+            f(job);
+        }
+    }
+
+    /// Ends a job: state from its targets, history saved.
+    fn finish(&self, id: JobId, error: Option<String>) -> Option<Job> {
+        let mut st = self.lock();
+        st.cancels.remove(&id);
+        let job = st.jobs.iter_mut().find(|j| j.id == id)?;
+        job.finished = Some(now());
+        job.error = error;
+        job.state = if job.targets.iter().all(|t| t.phase == Phase::Done) && job.error.is_none() {
+            JobState::Done
+        } else if job.targets.iter().any(|t| t.phase == Phase::Cancelled) {
+            JobState::Cancelled
+        } else {
+            JobState::Failed
+        };
+        let job = job.clone();
+        drop(st);
+        self.save();
+        Some(job)
+    }
+
+    pub fn cancel(&self, id: JobId) -> Result<(), String> {
+        let st = self.lock();
+        match st.cancels.get(&id) {
+            Some(c) => {
+                c.cancel();
+                Ok(())
+            }
+            None if st.jobs.iter().any(|j| j.id == id) => {
+                Err(format!("job {id} has already finished"))
+            }
+            None => Err(format!("no job {id}")),
+        }
+    }
+}
+
+/// The safety options for every drive operation on this unit.
+pub fn discover_options(unit: &Unit) -> DiscoverOptions {
+    DiscoverOptions {
+        allow_loop_devices: unit.config.allow_loop_devices,
+        store_path: Some(unit.config.store.clone()),
+        skip_fs_probe: false,
+    }
+}
+
+/// Resolves target names (`all` = every eligible target) to drives that may
+/// be written now and are not in another job.
+fn resolve_targets(unit: &Unit, names: &[String]) -> Result<Vec<Drive>, String> {
+    let opts = discover_options(unit);
+    let busy = unit.jobs.busy();
+    let mut out: Vec<Drive> = Vec::new();
+    if names.iter().any(|n| n == "all") {
+        let all: Vec<Drive> = copyunit_drives::discover(&opts)
+            .into_iter()
+            .filter(|d| d.eligible && d.role == DriveRole::Target && !busy.contains_key(&d.name))
+            .collect();
+        if all.is_empty() {
+            return Err("no eligible drive to write (insert one, or see `drives`)".into());
+        }
+        return Ok(all);
+    }
+    if names.is_empty() {
+        return Err("name at least one drive (or `all`)".into());
+    }
+    for name in names {
+        let d = copyunit_drives::check_target(name, &opts).map_err(|e| e.to_string())?;
+        if let Some(job) = busy.get(&d.name) {
+            return Err(format!("drive {} is busy with job {job}", d.name));
+        }
+        if !out.iter().any(|o| o.name == d.name) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Starts writing `image` to `targets`; returns the job id at once.
+pub fn start_copy(
+    unit: &Arc<Unit>,
+    image: &str,
+    targets: &[String],
+    verify: bool,
+) -> Result<JobId, String> {
+    start_copy_with(unit, image, targets, verify, false)
+}
+
+/// Duplicator mode: one job per inserted drive; a drive that already holds
+/// the image is reported done without writing; a finished drive is flushed,
+/// powered off and shown as "done - remove".
+pub fn start_auto(
+    unit: &Arc<Unit>,
+    auto: &crate::unit::AutoCopy,
+    drive: &str,
+) -> Result<JobId, String> {
+    start_copy_with(unit, &auto.image, &[drive.to_string()], auto.verify, true)
+}
+
+fn start_copy_with(
+    unit: &Arc<Unit>,
+    image: &str,
+    targets: &[String],
+    verify: bool,
+    auto: bool,
+) -> Result<JobId, String> {
+    let name = ImageName::new(image).map_err(|e| e.to_string())?;
+    let img = unit
+        .store
+        .image(name.as_str())
+        .ok_or_else(|| format!("no image named {image} in the store (see `images`)"))?;
+    if let ImageState::Corrupt(why) = &img.state {
+        return Err(format!(
+            "image {image} is flagged corrupt ({why}): refusing to copy it"
+        ));
+    }
+    let drives = resolve_targets(unit, targets)?;
+    let path = unit.store.path_of(&name);
+    let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
+    let content = info
+        .content_size
+        .or((!info.format.is_compressed()).then_some(info.file_size));
+    if let Some(need) = content {
+        for d in &drives {
+            if d.size < need {
+                return Err(format!(
+                    "image {image} needs {} but drive {} holds only {}: refusing to write",
+                    copyunit_model::format::bytes(need),
+                    d.name,
+                    copyunit_model::format::bytes(d.size)
+                ));
+            }
+        }
+    }
+    let mut plan = CopyPlan::new(&path, drives.iter().map(|d| d.name.clone()).collect());
+    plan.verify = verify;
+    plan.discover = discover_options(unit);
+    plan.bmap = unit.store.bmap_for(image);
+    if !img.format.is_compressed() {
+        plan.content_sha256 = Some(img.sha256.clone());
+        if auto {
+            plan.skip_if_holds = Some((img.size, img.sha256.clone()));
+        }
+    }
+    let (id, cancel) = unit
+        .jobs
+        .add(JobKind::Copy, image, verify, &drives, content);
+    let list: Vec<String> = drives.iter().map(|d| d.name.clone()).collect();
+    unit.event(
+        EventKind::JobStarted,
+        format!("job {id}: writing {image} to {}", list.join(", ")),
+    );
+    let u = unit.clone();
+    spawn(format!("job {id}"), move || {
+        let progress = |up: TargetUpdate| {
+            u.jobs.update(id, |job| {
+                if let Some(t) = job.targets.get_mut(up.index) {
+                    up.progress.apply(t);
+                }
+            });
+            u.changed();
+        };
+        let report = copyunit_drives::copy(&plan, &cancel, &progress);
+        u.jobs.update(id, |job| {
+            for (t, r) in job.targets.iter_mut().zip(&report.targets) {
+                t.phase = r.phase;
+                t.error = r.error.clone();
+                if r.phase == Phase::Done {
+                    t.bytes_done = t.bytes_total.unwrap_or(r.bytes_written).max(t.bytes_done);
+                }
+            }
+        });
+        announce(&u, id, report.source_error.clone());
+        if auto {
+            for r in report.targets.iter().filter(|r| r.phase == Phase::Done) {
+                match copyunit_drives::power_off(&r.drive, &plan.discover) {
+                    Ok(how) => tracing::info!("duplicator: {} released ({how:?})", r.drive),
+                    Err(e) => tracing::warn!("duplicator: {}: {e}", r.drive),
+                }
+                u.mark_done_remove(&r.drive);
+            }
+        }
+    });
+    Ok(id)
+}
+
+/// Starts erasing a drive's partition tables and signatures (or all of it).
+pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, String> {
+    let drives = resolve_targets(unit, &[drive.to_string()])?;
+    let d = drives[0].clone();
+    let (id, cancel) = unit.jobs.add(
+        JobKind::Wipe,
+        if full { "wipe --full" } else { "wipe" },
+        false,
+        &drives,
+        None,
+    );
+    unit.event(
+        EventKind::JobStarted,
+        format!("job {id}: wiping {}", d.name),
+    );
+    let u = unit.clone();
+    let opts = discover_options(unit);
+    spawn(format!("job {id}"), move || {
+        let progress = |p: copyunit_drives::Progress| {
+            u.jobs.update(id, |job| p.apply(&mut job.targets[0]));
+            u.changed();
+        };
+        let r = copyunit_drives::wipe(&d.name, full, &opts, &cancel, &progress);
+        settle_single(&u, id, r.map(|_| ()), &cancel);
+    });
+    Ok(id)
+}
+
+/// Starts reading a drive into a new image `name` in the store.
+pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, String> {
+    let image = ImageName::new(name).map_err(|e| e.to_string())?;
+    if unit.store.stat(&image).is_some() {
+        return Err(format!(
+            "{name} already exists in the store: choose another name or rm it first"
+        ));
+    }
+    let opts = discover_options(unit);
+    let drives = copyunit_drives::discover(&opts);
+    let d = copyunit_drives::find(&drives, drive)
+        .ok_or_else(|| format!("no drive named {drive}"))?
+        .clone();
+    if let Some(job) = unit.jobs.busy().get(&d.name) {
+        return Err(format!("drive {} is busy with job {job}", d.name));
+    }
+    let free = unit.store.usage().free_bytes;
+    if d.size > free {
+        return Err(format!(
+            "drive {} holds {} but the store has only {} free",
+            d.name,
+            copyunit_model::format::bytes(d.size),
+            copyunit_model::format::bytes(free)
+        ));
+    }
+    let (id, cancel) = unit.jobs.add(
+        JobKind::Read,
+        &d.name,
+        false,
+        std::slice::from_ref(&d),
+        Some(d.size),
+    );
+    unit.event(
+        EventKind::JobStarted,
+        format!("job {id}: reading {} into {name}", d.name),
+    );
+    let u = unit.clone();
+    spawn(format!("job {id}"), move || {
+        let progress = |p: copyunit_drives::Progress| {
+            u.jobs.update(id, |job| p.apply(&mut job.targets[0]));
+            u.changed();
+        };
+        let tmp = u.store.scratch_path(&image);
+        let r = copyunit_drives::read_drive(&d.name, &tmp, &opts, &cancel, &progress)
+            .map_err(|e| e.to_string())
+            .and_then(|rep| {
+                u.store
+                    .adopt(&image, &tmp, rep.sha256)
+                    .map_err(|e| e.to_string())
+            });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        settle_single(&u, id, r.map(|_| ()), &cancel);
+    });
+    Ok(id)
+}
+
+fn settle_single<E: ToString>(u: &Arc<Unit>, id: JobId, r: Result<(), E>, cancel: &CancelToken) {
+    u.jobs.update(id, |job| {
+        let t = &mut job.targets[0];
+        match &r {
+            Ok(()) => {
+                t.phase = Phase::Done;
+                if let Some(total) = t.bytes_total {
+                    t.bytes_done = total;
+                }
+            }
+            Err(_) if cancel.is_cancelled() => t.phase = Phase::Cancelled,
+            Err(e) => {
+                t.phase = Phase::Failed;
+                t.error = Some(e.to_string());
+            }
+        }
+    });
+    announce(u, id, None);
+}
+
+/// Ends a job and tells everyone: the acknowledgement (patent step 38).
+fn announce(u: &Arc<Unit>, id: JobId, error: Option<String>) {
+    let Some(job) = u.jobs.finish(id, error) else {
+        return;
+    };
+    let what = match job.kind {
+        JobKind::Copy => format!("{} to {}", job.source, names(&job)),
+        JobKind::Wipe => format!("wipe of {}", names(&job)),
+        JobKind::Read => format!("read of {}", names(&job)),
+        JobKind::Burn => format!("burn of {} to {}", job.source, names(&job)),
+    };
+    match job.state {
+        JobState::Done => u.event(
+            EventKind::JobDone,
+            format!(
+                "job {id} done: {what}{}",
+                if job.verify { ", verified" } else { "" }
+            ),
+        ),
+        JobState::Cancelled => u.event(EventKind::JobFailed, format!("job {id} cancelled: {what}")),
+        _ => {
+            let failed: Vec<String> = job
+                .targets
+                .iter()
+                .filter(|t| t.phase != Phase::Done)
+                .map(|t| format!("{}: {}", t.drive, t.error.as_deref().unwrap_or("failed")))
+                .collect();
+            u.event(
+                EventKind::JobFailed,
+                format!("job {id} failed: {what} ({})", failed.join("; ")),
+            );
+        }
+    }
+    if job.kind == JobKind::Read {
+        u.changed();
+    }
+}
+
+fn names(job: &Job) -> String {
+    job.targets
+        .iter()
+        .map(|t| t.drive.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name).spawn(f) {
+        tracing::error!("cannot start a job thread: {e}");
+    }
+}
