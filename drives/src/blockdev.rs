@@ -134,8 +134,28 @@ fn open_raw(path: &Path, access: Access, direct: bool) -> io::Result<File> {
 }
 
 impl Disk {
-    /// Opens `path`, with `O_DIRECT` when the device accepts it.
+    /// Opens `path`, with `O_DIRECT` when the device accepts it. An
+    /// exclusive open is retried for about a second while the device is
+    /// busy: udev, blkid or the loop driver claim a device for a moment
+    /// after it changes. A mount keeps it busy and the open fails with EBUSY.
     pub fn open(path: &Path, access: Access) -> io::Result<Disk> {
+        let mut tries = 0;
+        loop {
+            match Disk::open_once(path, access) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && access == Access::WriteExclusive
+                        && tries < 10 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, access: Access) -> io::Result<Disk> {
         let (file, direct) = match open_raw(path, access, true) {
             Ok(f) => (f, true),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {

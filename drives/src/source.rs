@@ -392,7 +392,19 @@ impl ImageReader {
     pub fn read_full(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
-            match self.inner.read(&mut buf[done..]) {
+            // A decoder library that panics on a damaged stream must not take
+            // the whole daemon with it: it becomes a corrupt-image error.
+            let inner = &mut self.inner;
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.read(&mut buf[done..])
+            }))
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the decoder failed",
+                ))
+            });
+            match got {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

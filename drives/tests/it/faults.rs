@@ -160,16 +160,15 @@ fn a_drive_pulled_mid_write_does_not_stop_the_others() {
     assert!(r.targets[0].phase.is_final(), "{r:#?}");
     assert_eq!(r.targets[1].phase, Phase::Done, "{r:#?}");
     assert!(cmp(&img, &good.dev, 24 << 20));
-    pulled.detach();
+    // The kernel detaches it once the job has closed it.
+    pulled.wait_released();
 
-    // Pulled before the job opened it: that target fails with a clear message.
-    let gone = pulled.name.clone();
-    let mut p = CopyPlan::new(&img, vec![gone.clone(), good.name.clone()]);
+    // A drive that is gone before the job opens it fails with a clear message.
+    let mut p = CopyPlan::new(&img, vec!["sdzz9".into(), good.name.clone()]);
     p.discover = loops_allowed();
     let r = copy(&p, &CancelToken::new(), &quiet);
     assert_eq!(r.targets[0].phase, Phase::Failed);
-    let e = r.targets[0].error.clone().expect("error");
-    assert!(e.contains(&gone), "{e}");
+    assert_eq!(r.targets[0].error.as_deref(), Some("no drive named sdzz9"));
     assert_eq!(r.targets[1].phase, Phase::Done);
 }
 
@@ -237,12 +236,12 @@ fn a_drive_that_stops_taking_data_is_dropped_and_the_others_finish() {
     write_file(&img, &image_bytes(16 << 20, 15));
     let slow = Loop::new(&dir, 32 << 20, 512);
     let fast = Loop::new(&dir, 32 << 20, 512);
-    // 4 MiB/s: each 4 MiB chunk takes a second, longer than the stall limit.
-    let _t = Throttle::new(&slow.name, 4 << 20);
+    // 2 MiB/s: each 4 MiB chunk takes two seconds, longer than the stall limit.
+    let _t = Throttle::new(&slow.name, 2 << 20);
     let mut p = CopyPlan::new(&img, vec![slow.name.clone(), fast.name.clone()]);
     p.discover = loops_allowed();
     p.queue_depth = 1;
-    p.stall_timeout = std::time::Duration::from_millis(300);
+    p.stall_timeout = std::time::Duration::from_millis(700);
     let r = copy(&p, &CancelToken::new(), &quiet);
     assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
     let e = r.targets[0].error.clone().expect("error");

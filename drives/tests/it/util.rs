@@ -84,14 +84,36 @@ impl Loop {
         }
     }
 
+    /// Detaches the device if it still belongs to this guard's file (the
+    /// kernel may have let it go and given the number to someone else).
     pub fn detach(&mut self) {
-        if !self.detached {
+        if !self.detached && self.bound_to_us() {
             let _ = Command::new("losetup")
                 .args(["-d", &self.dev])
                 .stderr(std::process::Stdio::null())
                 .status();
             self.detached = true;
         }
+    }
+
+    /// For a device detached while open (autoclear): waits until the kernel
+    /// has let it go, then never touches the number again (it may already
+    /// be another test's device).
+    pub fn wait_released(&mut self) {
+        for _ in 0..200 {
+            if !self.bound_to_us() {
+                self.detached = true;
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn bound_to_us(&self) -> bool {
+        let backing = fs::read_to_string(format!("/sys/block/{}/loop/backing_file", self.name))
+            .unwrap_or_default();
+        Path::new(backing.trim()) == self.file.as_path()
+            || fs::canonicalize(&self.file).is_ok_and(|f| Path::new(backing.trim()) == f)
     }
 
     /// Bytes of the device (read through its backing file).
