@@ -60,6 +60,7 @@ pub const WANTED: &[&str] = &[
     "nls_cp437",
     "nls_utf8",
     "nls_iso8859_1",
+    "nls_ascii",
     "crc32c_generic",
     "crc32c_intel",
     // Keyboard for the local console

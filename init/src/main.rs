@@ -32,25 +32,29 @@ use config::Config;
 const STORE_DIR: &str = "/store";
 const BOOT_DIR: &str = "/boot";
 const SSH_PORT: u16 = 22;
-/// Modules with no device alias that the unit always wants: filesystems for the store, the boot
-/// partition and discs, their codepages and checksums, SCSI generic (optical drives), loop.
-const ALWAYS: &[&str] = &[
+/// Modules with no device alias needed before unitd starts: the store's and the boot
+/// partition's filesystems with their codepages and checksums, and the disk drivers.
+const EARLY: &[&str] = &[
     "crc32c_generic",
-    "crc32c_intel",
     "ext4",
     "vfat",
     "nls_cp437",
     "nls_utf8",
     "nls_iso8859_1",
+    "nls_ascii",
+    "sd_mod",
+    "usb_storage",
+];
+/// Modules loaded while unitd starts: discs, SCSI generic (optical drives), loop, exFAT.
+const LATE: &[&str] = &[
+    "crc32c_intel",
     "exfat",
     "isofs",
     "sr_mod",
-    "sd_mod",
     "sg",
     "loop",
-    "af_packet",
-    "usb_storage",
     "uas",
+    "af_packet",
 ];
 
 /// Addresses the unit can be reached at, for the console banner.
@@ -169,7 +173,7 @@ fn boot() -> supervise::Unitd {
     }
     let started = Instant::now();
     if let Ok(mut idx) = index.lock() {
-        for m in ALWAYS {
+        for m in EARLY {
             if let Err(e) = idx.load_module(m) {
                 say!("{e}");
             }
@@ -253,6 +257,15 @@ fn boot() -> supervise::Unitd {
         "boot took {} ms after the kernel; starting unitd",
         started.elapsed().as_millis()
     );
+    std::thread::spawn(move || {
+        if let Ok(mut idx) = index.lock() {
+            for m in LATE {
+                if let Err(e) = idx.load_module(m) {
+                    say!("{e}");
+                }
+            }
+        }
+    });
     supervise::Unitd::new("/bin/unitd", args)
 }
 
