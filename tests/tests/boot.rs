@@ -278,7 +278,7 @@ fn direct_boot_upload_copy_reboot_poweroff() {
     let help = unit.ok("help");
     let has = |cmd: &str| {
         help.lines()
-            .any(|l| l.trim_start().split_whitespace().next() == Some(cmd))
+            .any(|l| l.split_whitespace().next() == Some(cmd))
     };
     let mut copied = false;
     if has("drives") {
