@@ -1,5 +1,6 @@
 //! The hybrid disk image: an MBR (syslinux's boot code) with one active FAT32 partition that
-//! boots on BIOS through syslinux and on UEFI through systemd-boot (EFI/BOOT/BOOTX64.EFI).
+//! boots on BIOS through syslinux and on UEFI through Debian's signed shim and grub
+//! (EFI/BOOT/BOOTX64.EFI), so it also boots with Secure Boot on.
 //!
 //! Built without root: mkfs.fat, mcopy and syslinux's mtools installer work on a partition
 //! file, which is then placed after the MBR. mtools and mkfs.fat --invariant take their
@@ -27,8 +28,10 @@ const DISK_SIGNATURE: u32 = 0x5950_4f43;
 pub struct BootFiles<'a> {
     pub vmlinuz: &'a Path,
     pub initrd: &'a Path,
-    /// systemd-boot's EFI binary (systemd-bootx64.efi).
-    pub efi_loader: &'a Path,
+    /// shimx64.efi.signed, installed as EFI/BOOT/BOOTX64.EFI.
+    pub shim: &'a Path,
+    /// grubx64.efi.signed, which shim starts from its own folder.
+    pub grub: &'a Path,
     /// syslinux's mtools installer binary, from the pinned syslinux package.
     pub syslinux: &'a Path,
     /// syslinux's MBR boot code (mbr.bin, 440 bytes).
@@ -76,7 +79,8 @@ fn stage(files: &BootFiles, staging: &Path) -> Result<()> {
     };
     copy(files.vmlinuz, "vmlinuz")?;
     copy(files.initrd, "initrd.img")?;
-    copy(files.efi_loader, "EFI/BOOT/BOOTX64.EFI")?;
+    copy(files.shim, "EFI/BOOT/BOOTX64.EFI")?;
+    copy(files.grub, "EFI/BOOT/grubx64.efi")?;
     let cmdline = files.cmdline;
     write_file(
         &staging.join("syslinux.cfg"),
@@ -85,15 +89,13 @@ fn stage(files: &BootFiles, staging: &Path) -> Result<()> {
         )
         .as_bytes(),
     )?;
-    write_file(
-        &staging.join("loader/loader.conf"),
-        b"default copyunit.conf\ntimeout 0\nconsole-mode keep\n",
-    )?;
-    write_file(
-        &staging.join("loader/entries/copyunit.conf"),
-        format!("title copyunit\nlinux /vmlinuz\ninitrd /initrd.img\noptions {cmdline}\n")
-            .as_bytes(),
-    )?;
+    // Debian's signed grub reads $prefix/grub.cfg (prefix /EFI/debian) or, failing that, the
+    // grub.cfg beside itself.
+    let grub_cfg = format!(
+        "set timeout=0\nset default=0\n\nmenuentry copyunit {{\n  linux /vmlinuz {cmdline}\n  initrd /initrd.img\n}}\n"
+    );
+    write_file(&staging.join("EFI/BOOT/grub.cfg"), grub_cfg.as_bytes())?;
+    write_file(&staging.join("EFI/debian/grub.cfg"), grub_cfg.as_bytes())?;
     write_file(&staging.join("unit.toml"), files.unit_toml)?;
     write_file(&staging.join("authorized_keys"), files.authorized_keys)?;
     write_file(

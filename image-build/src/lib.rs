@@ -108,7 +108,8 @@ pub fn build(inp: &Inputs) -> Result<Built> {
     let kernel_root = unpack(Role::Kernel, "kernel")?;
     let syslinux_root = unpack(Role::Syslinux, "syslinux")?;
     let common_root = unpack(Role::SyslinuxCommon, "syslinux-common")?;
-    let sdboot_root = unpack(Role::SystemdBoot, "systemd-boot")?;
+    let shim_root = unpack(Role::Shim, "shim")?;
+    let grub_root = unpack(Role::GrubSigned, "grub")?;
 
     let modules_root = kernel_root.join("lib/modules");
     let version = std::fs::read_dir(&modules_root)
@@ -143,7 +144,8 @@ pub fn build(inp: &Inputs) -> Result<Built> {
     let files = disk::BootFiles {
         vmlinuz: &kernel,
         initrd: &initrd,
-        efi_loader: &sdboot_root.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+        shim: &shim_root.join("usr/lib/shim/shimx64.efi.signed"),
+        grub: &grub_root.join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
         syslinux: &syslinux_root.join("usr/bin/syslinux"),
         mbr_code: &common_root.join("usr/lib/syslinux/mbr/mbr.bin"),
         cmdline: &disk_cmdline,

@@ -19,8 +19,11 @@ pub enum Role {
     Syslinux,
     /// syslinux-common: mbr.bin.
     SyslinuxCommon,
-    /// systemd-boot-efi: the UEFI boot loader.
-    SystemdBoot,
+    /// shim-signed: the Microsoft-signed first stage for UEFI (Secure Boot on or off).
+    Shim,
+    /// grub-efi-amd64-signed: the Debian-signed grub that shim starts; it boots the
+    /// Debian-signed kernel.
+    GrubSigned,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +58,8 @@ impl Lock {
             Role::Kernel,
             Role::Syslinux,
             Role::SyslinuxCommon,
-            Role::SystemdBoot,
+            Role::Shim,
+            Role::GrubSigned,
         ] {
             if !lock.packages.iter().any(|p| p.role == role) {
                 return Err(format!("no package for role {role:?}"));
@@ -173,7 +177,8 @@ pub fn update(cache: &Path) -> Result<Lock> {
         (Role::Kernel, kernel.as_str()),
         (Role::Syslinux, "syslinux"),
         (Role::SyslinuxCommon, "syslinux-common"),
-        (Role::SystemdBoot, "systemd-boot-efi"),
+        (Role::Shim, "shim-signed"),
+        (Role::GrubSigned, "grub-efi-amd64-signed"),
     ] {
         let policy = cmd::run(Command::new("apt-cache").args(["policy", name]))?;
         let version = policy

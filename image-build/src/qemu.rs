@@ -21,6 +21,11 @@ pub const UNITD_STARTED_MARKER: &str = "copyunit: unitd started";
 
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF built for Secure Boot (needs SMM), and variables with Microsoft's keys enrolled.
+pub const OVMF_CODE_SECURE: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+pub const OVMF_VARS_SECURE: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+/// What the kernel's EFI stub prints when the firmware booted it with Secure Boot on.
+pub const SECURE_BOOT_MARKER: &str = "EFI stub: UEFI Secure Boot is enabled.";
 /// The label PID 1 looks for on the store.
 pub const STORE_LABEL: &str = "COPYUNIT-STORE";
 
@@ -35,8 +40,10 @@ pub enum Boot {
     },
     /// SeaBIOS from the boot stick (syslinux).
     Bios,
-    /// OVMF from the boot stick (systemd-boot).
+    /// OVMF from the boot stick (shim, grub), Secure Boot off.
     Uefi,
+    /// OVMF with Microsoft's keys enrolled and Secure Boot on.
+    UefiSecureBoot,
 }
 
 /// Where the serial console goes.
@@ -110,14 +117,28 @@ pub fn command(spec: &Spec) -> Result<Command> {
                 .args(["-append", cmdline]);
         }
         Boot::Bios => {}
-        Boot::Uefi => {
+        Boot::Uefi | Boot::UefiSecureBoot => {
+            let secure = matches!(spec.boot, Boot::UefiSecureBoot);
+            let (code, vars_src) = if secure {
+                (OVMF_CODE_SECURE, OVMF_VARS_SECURE)
+            } else {
+                (OVMF_CODE, OVMF_VARS)
+            };
             std::fs::create_dir_all(&spec.work).map_err(io("creating", &spec.work))?;
             let vars = spec.work.join("OVMF_VARS.fd");
-            std::fs::copy(OVMF_VARS, &vars).map_err(io("copying", OVMF_VARS))?;
-            c.args([
-                "-drive",
-                &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
-            ]);
+            std::fs::copy(vars_src, &vars).map_err(io("copying", vars_src))?;
+            if secure {
+                // The Secure Boot build of OVMF keeps its variables safe in SMM.
+                c.args([
+                    "-machine",
+                    "smm=on",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                ]);
+            }
+            c.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+            ));
             c.arg("-drive").arg(format!(
                 "if=pflash,format=raw,unit=1,file={}",
                 vars.display()

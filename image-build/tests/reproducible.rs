@@ -99,9 +99,10 @@ fn same_inputs_same_bytes_and_a_complete_layout() {
         );
     }
     let efi = mdir(&first.image, "::/EFI/BOOT");
-    assert!(efi.contains("BOOTX64.EFI"), "{efi}");
-    let entries = mdir(&first.image, "::/loader/entries");
-    assert!(entries.contains("copyunit.conf"), "{entries}");
+    for f in ["BOOTX64.EFI", "grubx64.efi", "grub.cfg"] {
+        assert!(efi.contains(f), "{f} missing: {efi}");
+    }
+    assert!(mdir(&first.image, "::/EFI/debian").contains("grub.cfg"));
 
     // The initramfs: PID 1, unitd, the console node, the keys, and modules with their index.
     let cpio = zstd::decode_all(&bytes(&first.initrd)[..]).expect("zstd initramfs");

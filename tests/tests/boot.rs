@@ -409,3 +409,27 @@ fn uefi_boot_from_the_image() {
     boot_stick_not_offered(&unit);
     unit.poweroff();
 }
+
+/// The image boots with Secure Boot on (OVMF with Microsoft's keys): Microsoft-signed shim,
+/// Debian-signed grub and kernel, Debian-signed modules under lockdown.
+#[test]
+fn secure_boot_from_the_image() {
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let mut unit = boot("secureboot", Boot::UefiSecureBoot, &[], None);
+    let t = unit.wait_ready();
+    eprintln!(
+        "Secure Boot: ready {:.1} s after QEMU started",
+        t.as_secs_f64()
+    );
+    let console = unit.vm.log();
+    assert!(
+        console.contains(qemu::SECURE_BOOT_MARKER),
+        "Secure Boot was not on:\n{console}"
+    );
+    assert!(
+        console.contains("image store: /dev/sda"),
+        "store not mounted:\n{console}"
+    );
+    assert!(unit.json("status --json").is_object());
+    unit.poweroff();
+}

@@ -1,4 +1,5 @@
-//! `cargo xtask qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--direct] [--authorized-keys FILE]`:
+//! `cargo xtask qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--secure-boot|--direct]
+//! [--authorized-keys FILE]`:
 //! boots the unit image in QEMU (TCG) with a store disk, USB sticks and a CD, and prints how to
 //! reach it. `cargo xtask qemu --bench` measures boot times into BENCHMARKS.md.
 
@@ -43,6 +44,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--authorized-keys" => o.image.authorized_keys = Some(value()?.into()),
             "--unitd" => o.image.unitd = Some(value()?.into()),
             "--uefi" => o.boot = "uefi",
+            "--secure-boot" => o.boot = "secure-boot",
             "--bios" => o.boot = "bios",
             "--direct" => o.boot = "direct",
             "--bench" => o.bench = true,
@@ -177,6 +179,7 @@ fn boot_of(kind: &str, built: &copyunit_image_build::Built) -> Boot {
             cmdline: built.cmdline.clone(),
         },
         "uefi" => Boot::Uefi,
+        "secure-boot" => Boot::UefiSecureBoot,
         _ => Boot::Bios,
     }
 }
@@ -189,7 +192,7 @@ fn bench(opts: &Options) -> Result<()> {
     let store = dir.join("store.img");
     qemu::make_store(&store, 1 << 30)?;
     let mut rows = Vec::new();
-    for kind in ["direct", "bios", "uefi"] {
+    for kind in ["direct", "bios", "uefi", "secure-boot"] {
         let port = qemu::free_port()?;
         let spec = Spec {
             boot: boot_of(kind, &built),
