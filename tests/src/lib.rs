@@ -69,6 +69,8 @@ pub struct Options {
     pub with_key: bool,
     pub store: Option<PathBuf>,
     pub extra: Vec<String>,
+    /// Run alone among the tests that use drives.
+    pub exclusive_drives: bool,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             with_key: true,
             store: None,
             extra: Vec::new(),
+            exclusive_drives: false,
         }
     }
 }
@@ -93,7 +96,12 @@ pub struct Unit {
     extra: Vec<String>,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// Held by units that see loop devices: `all` (and the dashboard's `a`)
+    /// must not reach the drives of a test running beside it.
+    _drives: Option<std::sync::MutexGuard<'static, ()>>,
 }
+
+static DRIVES: Mutex<()> = Mutex::new(());
 
 impl Unit {
     pub fn start() -> Unit {
@@ -132,6 +140,9 @@ impl Unit {
             extra: opts.extra,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
+            _drives: opts
+                .exclusive_drives
+                .then(|| DRIVES.lock().unwrap_or_else(|p| p.into_inner())),
         };
         unit.launch().expect("unitd starts");
         unit
@@ -501,5 +512,118 @@ impl Unit {
             opts.join(" "),
             self.port
         )
+    }
+}
+
+/// A loop device over a file (in /dev/shm unless told otherwise), detached
+/// and removed on drop: a real block device for copy tests.
+pub struct Loop {
+    pub dev: String,
+    pub file: PathBuf,
+    remove_file: bool,
+}
+
+impl Loop {
+    pub fn new(size: u64) -> Loop {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let file = PathBuf::from(format!(
+            "/dev/shm/copyunit-test-{}-{}.img",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut l = Loop::over(&file, size, &[]);
+        l.remove_file = true;
+        l
+    }
+
+    /// A loop device over `file` (made `size` bytes, sparse) with extra
+    /// `losetup` flags (`-r`, `--sector-size 4096`).
+    pub fn over(file: &Path, size: u64, flags: &[&str]) -> Loop {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(file)
+            .unwrap();
+        f.set_len(size).unwrap();
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .args(flags)
+            .arg(file)
+            .output()
+            .expect("losetup");
+        assert!(
+            out.status.success(),
+            "losetup needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Loop {
+            dev,
+            file: file.to_path_buf(),
+            remove_file: false,
+        }
+    }
+
+    /// Kernel name: `loop3`.
+    pub fn name(&self) -> String {
+        self.dev.trim_start_matches("/dev/").to_string()
+    }
+
+    /// The first `len` bytes of the device.
+    pub fn head(&self, len: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut f = fs::File::open(&self.dev).unwrap();
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf).unwrap();
+        buf
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        if self.remove_file {
+            let _ = fs::remove_file(&self.file);
+        }
+    }
+}
+
+/// A mounted tmpfs of `size` (e.g. "8m"), unmounted on drop.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn new(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+impl Unit {
+    /// A unit whose loop devices are copy targets.
+    pub fn start_with_loops() -> Unit {
+        Unit::start_with(Options {
+            extra: vec!["--allow-loop-devices".into()],
+            exclusive_drives: true,
+            ..Options::default()
+        })
+    }
+
+    /// Uploads `path` as `name` with sftp.
+    pub fn put(&self, path: &Path, name: &str) {
+        let out = self.sftp(&format!("put {} {name}\n", path.display()));
+        assert!(out.status.success(), "upload: {}", stderr(&out));
     }
 }

@@ -320,7 +320,7 @@ impl Unit {
                 };
                 loop {
                     let event = match &listener {
-                        Some(l) => l.next(std::time::Duration::from_secs(5)).ok().flatten(),
+                        Some(l) => l.next(std::time::Duration::from_secs(1)).ok().flatten(),
                         None => {
                             std::thread::sleep(std::time::Duration::from_secs(2));
                             None

@@ -3,5 +3,6 @@
 
 mod auth;
 mod commands;
+mod copy;
 mod dashboard;
 mod sftp;
