@@ -87,6 +87,7 @@ pub fn ensure_tools() -> Result<()> {
         ("mcopy", "mtools"),
         ("mkfs.ext4", "e2fsprogs"),
         ("strip", "binutils"),
+        ("cpio", "cpio"),
     ])
 }
 
