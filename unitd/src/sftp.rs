@@ -404,17 +404,17 @@ impl russh_sftp::server::Handler for Sftp {
                 let s = self.unit.store.statvfs().map_err(io_err)?;
                 let mut out = Vec::new();
                 for v in [
-                    s.block_size() as u64,
-                    s.fragment_size() as u64,
-                    s.blocks() as u64,
-                    s.blocks_free() as u64,
-                    s.blocks_available() as u64,
-                    s.files() as u64,
-                    s.files_free() as u64,
-                    s.files_available() as u64,
-                    s.filesystem_id() as u64,
-                    s.flags().bits() as u64,
-                    s.name_max() as u64,
+                    s.block_size(),
+                    s.fragment_size(),
+                    s.blocks(),
+                    s.blocks_free(),
+                    s.blocks_available(),
+                    s.files(),
+                    s.files_free(),
+                    s.files_available(),
+                    s.filesystem_id(),
+                    s.flags().bits(),
+                    s.name_max(),
                 ] {
                     out.extend_from_slice(&v.to_be_bytes());
                 }

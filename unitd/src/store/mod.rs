@@ -442,8 +442,8 @@ impl Store {
         let images_bytes = self.lock().entries.values().map(|e| e.size).sum();
         let (total, free) = match nix::sys::statvfs::statvfs(&self.root) {
             Ok(s) => {
-                let frag = s.fragment_size() as u64;
-                (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
+                let frag = s.fragment_size();
+                (s.blocks() * frag, s.blocks_available() * frag)
             }
             Err(_) => (0, 0),
         };
