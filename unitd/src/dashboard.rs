@@ -95,9 +95,10 @@ pub async fn run(
         if Instant::now() >= last_frame + FRAME && dash.needs_redraw(&snap) && frames.capacity() > 0
         {
             if let Some(bytes) = dash.render(&snap)
-                && frames.try_send(bytes).is_err() {
-                    dash.redraw_all();
-                }
+                && frames.try_send(bytes).is_err()
+            {
+                dash.redraw_all();
+            }
             last_frame = Instant::now();
         }
     }

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod jobs;
+pub mod optical;
 pub mod sftp;
 pub mod ssh;
 pub mod store;

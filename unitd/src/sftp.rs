@@ -96,7 +96,6 @@ impl Drop for Sftp {
                     "upload of {name} interrupted at {} bytes: kept for resume",
                     upload.len()
                 );
-                self.unit.store.abandon_upload(&name);
                 self.unit.changed();
             }
         }

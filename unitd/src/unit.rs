@@ -34,6 +34,7 @@ pub struct Unit {
     auto: Mutex<Option<AutoCopy>>,
     /// Drives finished in duplicator mode, waiting to be pulled.
     done_remove: Mutex<HashSet<String>>,
+    probes: crate::optical::Probes,
     pub host_fingerprint: String,
     started: Instant,
     events: Mutex<VecDeque<Event>>,
@@ -54,6 +55,7 @@ impl Unit {
             drives: Mutex::new(Vec::new()),
             auto: Mutex::new(None),
             done_remove: Mutex::new(HashSet::new()),
+            probes: crate::optical::Probes::default(),
             host_fingerprint,
             started: Instant::now(),
             events: Mutex::new(VecDeque::new()),
@@ -258,7 +260,8 @@ impl Unit {
 
     /// Discovers the drives again now; reports arrivals and departures.
     pub fn rescan_drives(self: &Arc<Self>) {
-        let fresh = copyunit_drives::discover(&jobs::discover_options(self));
+        let mut fresh = copyunit_drives::discover(&jobs::discover_options(self));
+        self.probes.enrich(&mut fresh, &self.jobs.busy());
         let old = std::mem::replace(
             &mut *self.drives.lock().unwrap_or_else(|p| p.into_inner()),
             fresh.clone(),

@@ -473,14 +473,12 @@ async fn upload(
             Ok(Some(chunk)) => {
                 let n = chunk.len() as u64;
                 if let Err(e) = up.write_at(offset, chunk.to_vec()).await {
-                    unit.store.abandon_upload(&name);
                     return Err(e.to_string());
                 }
                 offset += n;
             }
             Ok(None) => break,
             Err(Broken) => {
-                unit.store.abandon_upload(&name);
                 drop(up);
                 let msg = format!("upload of {name} interrupted after {offset} bytes: not stored");
                 tracing::warn!("{msg}");

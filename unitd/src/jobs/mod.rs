@@ -379,13 +379,28 @@ pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, St
             u.changed();
         };
         let tmp = u.store.scratch_path(&image);
-        let r = copyunit_drives::read_drive(&d.name, &tmp, &opts, &cancel, &progress)
-            .map_err(|e| e.to_string())
-            .and_then(|rep| {
-                u.store
-                    .adopt(&image, &tmp, rep.sha256)
-                    .map_err(|e| e.to_string())
-            });
+        let read = if crate::optical::is_optical(&d) {
+            // A disc: MMC READ with retries; unreadable sectors are named.
+            let path = std::path::PathBuf::from(&d.path);
+            crate::optical::rip_drive(&path, &tmp, &cancel, &|t: JobTarget| {
+                u.jobs.update(id, |job| {
+                    let row = &mut job.targets[0];
+                    let drive = std::mem::take(&mut row.drive);
+                    *row = JobTarget { drive, ..t };
+                });
+                u.changed();
+            })
+            .map(|(_, sha)| sha)
+        } else {
+            copyunit_drives::read_drive(&d.name, &tmp, &opts, &cancel, &progress)
+                .map(|rep| rep.sha256)
+                .map_err(|e| e.to_string())
+        };
+        let r = read.and_then(|sha256| {
+            u.store
+                .adopt(&image, &tmp, sha256)
+                .map_err(|e| e.to_string())
+        });
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

@@ -109,13 +109,18 @@ pub struct Store {
     catalog_path: PathBuf,
     volatile: bool,
     inner: Mutex<Inner>,
+    uploads: Uploads,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: BTreeMap<String, Entry>,
-    uploads: BTreeMap<String, Arc<UploadProgress>>,
 }
+
+/// Uploads whose writer thread is alive, by name. The writer removes its own
+/// entry when it exits, so a new upload of a name never races the last
+/// writes of an interrupted one.
+type Uploads = Arc<Mutex<BTreeMap<String, Arc<UploadProgress>>>>;
 
 impl Store {
     /// Opens (creating if needed) the store at `root` and reconciles its
@@ -129,6 +134,7 @@ impl Store {
             catalog_path: meta.join("catalog.json"),
             volatile,
             inner: Mutex::new(Inner::default()),
+            uploads: Arc::default(),
         };
         for dir in [&store.images, &store.partial] {
             fs::create_dir_all(dir)
@@ -144,6 +150,10 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn uploads_lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<UploadProgress>>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn recover(&self) -> Result<()> {
@@ -268,7 +278,7 @@ impl Store {
 
     /// Uploads in flight, for the model.
     pub fn uploads(&self) -> Vec<copyunit_model::Upload> {
-        self.lock().uploads.values().map(|p| p.to_model()).collect()
+        self.uploads_lock().values().map(|p| p.to_model()).collect()
     }
 
     /// Path of a complete file. Open it to pin its content: a later upload of
@@ -318,26 +328,39 @@ impl Store {
         truncate: bool,
         expected: Option<u64>,
     ) -> Result<Upload> {
-        let mut inner = self.lock();
-        if inner.uploads.contains_key(name.as_str()) {
+        let mut uploads = self.uploads_lock();
+        if uploads.contains_key(name.as_str()) {
             return Err(StoreError::Busy(name.to_string()));
         }
-        let up = Upload::start(&self.partial_path(name), name.as_str(), truncate, expected)
-            .map_err(|e| StoreError::io(format!("starting the upload of {name}"), e))?;
-        inner.uploads.insert(name.to_string(), up.progress.clone());
+        let registry = self.uploads.clone();
+        let key = name.to_string();
+        let on_exit = Box::new(move || {
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        });
+        let up = Upload::start(
+            &self.partial_path(name),
+            name.as_str(),
+            truncate,
+            expected,
+            on_exit,
+        )
+        .map_err(|e| StoreError::io(format!("starting the upload of {name}"), e))?;
+        uploads.insert(name.to_string(), up.progress.clone());
         Ok(up)
     }
 
-    /// Forgets an upload that ended without completing (the partial stays).
-    pub fn abandon_upload(&self, name: &ImageName) {
-        self.lock().uploads.remove(name.as_str());
+    /// True while the writer of an upload of `name` is still running.
+    pub fn upload_active(&self, name: &ImageName) -> bool {
+        self.uploads_lock().contains_key(name.as_str())
     }
 
     /// Completes an upload: drain, fsync, hash, then atomically publish.
     pub async fn finish_upload(&self, name: &ImageName, up: Upload) -> Result<Entry> {
         let partial = up.partial.clone();
         let written = up.finish().await;
-        self.abandon_upload(name);
         let written = written.map_err(|e| StoreError::io(format!("storing {name}"), e))?;
         self.publish(name, &partial, written.sha256)
     }
@@ -403,7 +426,7 @@ impl Store {
             sync_dir(&self.images).map_err(|e| StoreError::io(format!("removing {name}"), e))?;
             return self.persist();
         }
-        if self.lock().uploads.contains_key(name.as_str()) {
+        if self.upload_active(name) {
             return Err(StoreError::Busy(name.to_string()));
         }
         match fs::remove_file(self.partial_path(name)) {
@@ -574,4 +597,63 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    fn store(name: &str) -> (Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("unitd-store-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        (Store::open(&dir, false).unwrap(), dir)
+    }
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(data))
+    }
+
+    #[tokio::test]
+    async fn out_of_order_and_rewritten_chunks_still_hash_the_file_as_stored() {
+        let (s, dir) = store("order");
+        let name = ImageName::new("x.img").unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let up = s.begin_upload(&name, true, None).unwrap();
+        up.write_at(200_000, data[200_000..].to_vec())
+            .await
+            .unwrap();
+        up.write_at(0, data[..100_000].to_vec()).await.unwrap();
+        up.write_at(100_000, vec![0xFF; 100_000]).await.unwrap();
+        up.write_at(100_000, data[100_000..200_000].to_vec())
+            .await
+            .unwrap();
+        let e = s.finish_upload(&name, up).await.unwrap();
+        assert_eq!(e.sha256, sha(&data));
+        assert_eq!(s.catalog()[0].name, "x.img");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_resumed_upload_hashes_the_prefix_already_on_disk() {
+        let (s, dir) = store("resume");
+        let name = ImageName::new("r.img").unwrap();
+        let data = vec![42u8; 50_000];
+        let up = s.begin_upload(&name, true, None).unwrap();
+        up.write_at(0, data[..20_000].to_vec()).await.unwrap();
+        drop(up); // the connection broke
+        while s.upload_active(&name) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(s.catalog().is_empty(), "a partial is not an image");
+        assert_eq!(
+            s.stat(&name).map(|st| (st.size, st.partial)),
+            Some((20_000, true))
+        );
+        let up = s.begin_upload(&name, false, None).unwrap();
+        up.write_at(20_000, data[20_000..].to_vec()).await.unwrap();
+        let e = s.finish_upload(&name, up).await.unwrap();
+        assert_eq!((e.size, e.sha256), (50_000, sha(&data)));
+        fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -87,6 +87,7 @@ impl Upload {
         name: &str,
         truncate: bool,
         expected: Option<u64>,
+        on_exit: Box<dyn FnOnce() + Send>,
     ) -> io::Result<Upload> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -116,7 +117,10 @@ impl Upload {
         };
         std::thread::Builder::new()
             .name(format!("upload {name}"))
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || {
+                writer.run(rx);
+                on_exit();
+            })?;
         Ok(Upload {
             tx: Some(tx),
             failed,
