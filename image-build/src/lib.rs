@@ -110,6 +110,7 @@ pub fn build(inp: &Inputs) -> Result<Built> {
     let common_root = unpack(Role::SyslinuxCommon, "syslinux-common")?;
     let shim_root = unpack(Role::Shim, "shim")?;
     let grub_root = unpack(Role::GrubSigned, "grub")?;
+    let busybox_root = unpack(Role::Busybox, "busybox")?;
 
     let modules_root = kernel_root.join("lib/modules");
     let version = std::fs::read_dir(&modules_root)
@@ -128,7 +129,9 @@ pub fn build(inp: &Inputs) -> Result<Built> {
 
     let unit_toml = read_or(&inp.unit_toml, DEFAULT_UNIT_TOML)?;
     let keys = read_or(&inp.authorized_keys, DEFAULT_AUTHORIZED_KEYS)?;
-    let archive = initramfs(inp, &initramfs_tree, &unit_toml, &keys)?;
+    let busybox = busybox_root.join("bin/busybox");
+    let busybox = std::fs::read(&busybox).map_err(io("reading", &busybox))?;
+    let archive = initramfs(inp, &initramfs_tree, &unit_toml, &keys, busybox)?;
     let cpio = archive.to_bytes(u32::try_from(inp.epoch).unwrap_or(u32::MAX));
     // Level 19, one thread: the smallest image that is still the same bytes every time.
     let compressed = zstd::encode_all(&cpio[..], 19).map_err(io("compressing", "initramfs"))?;
@@ -187,7 +190,13 @@ fn stripped(bin: &Path, work: &Path) -> Result<Vec<u8>> {
 }
 
 /// The initramfs tree: /init, /bin/unitd, the modules, the built-in settings, mount points.
-fn initramfs(inp: &Inputs, tree: &Path, unit_toml: &[u8], keys: &[u8]) -> Result<cpio::Archive> {
+fn initramfs(
+    inp: &Inputs,
+    tree: &Path,
+    unit_toml: &[u8],
+    keys: &[u8],
+    busybox: Vec<u8>,
+) -> Result<cpio::Archive> {
     use cpio::Kind;
     let mut a = cpio::Archive::default();
     a.add("init", Kind::File(stripped(&inp.init, &inp.work)?), 0o755);
@@ -197,6 +206,8 @@ fn initramfs(inp: &Inputs, tree: &Path, unit_toml: &[u8], keys: &[u8]) -> Result
         0o755,
     );
     a.add("dev/console", Kind::CharDev(5, 1), 0o600);
+    a.add("bin/busybox", Kind::File(busybox), 0o755);
+    a.add("bin/sh", Kind::Symlink("busybox".into()), 0o777);
     for d in [
         "proc",
         "sys",

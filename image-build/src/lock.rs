@@ -24,6 +24,8 @@ pub enum Role {
     /// grub-efi-amd64-signed: the Debian-signed grub that shim starts; it boots the
     /// Debian-signed kernel.
     GrubSigned,
+    /// busybox-static: mke2fs for a blank store disk, and a shell for rescue.
+    Busybox,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +62,7 @@ impl Lock {
             Role::SyslinuxCommon,
             Role::Shim,
             Role::GrubSigned,
+            Role::Busybox,
         ] {
             if !lock.packages.iter().any(|p| p.role == role) {
                 return Err(format!("no package for role {role:?}"));
@@ -179,6 +182,7 @@ pub fn update(cache: &Path) -> Result<Lock> {
         (Role::SyslinuxCommon, "syslinux-common"),
         (Role::Shim, "shim-signed"),
         (Role::GrubSigned, "grub-efi-amd64-signed"),
+        (Role::Busybox, "busybox-static"),
     ] {
         let policy = cmd::run(Command::new("apt-cache").args(["policy", name]))?;
         let version = policy

@@ -121,6 +121,7 @@ fn same_inputs_same_bytes_and_a_complete_layout() {
     for want in [
         "init",
         "bin/unitd",
+        "bin/busybox",
         "dev/console",
         "etc/copyunit/authorized_keys",
         "etc/copyunit/unit.toml",

@@ -4,8 +4,11 @@
 //! so it is written directly rather than through `tracing`.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 static SINKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
 
@@ -51,4 +54,55 @@ macro_rules! say {
     ($($arg:tt)*) => {
         $crate::console::line(&format!("copyunit: {}", format_args!($($arg)*)))
     };
+}
+
+/// Waits up to `limit` for someone to type `word` and Enter on the screen's keyboard or the
+/// serial line. The consoles are only read during the question, so later readers get their
+/// input.
+pub fn confirm(word: &str, limit: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut ttys: Vec<File> = ["/dev/tty1", "/dev/ttyS0"]
+        .iter()
+        .filter_map(|p| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(p)
+                .ok()
+        })
+        .collect();
+    let mut typed: Vec<Vec<u8>> = vec![Vec::new(); ttys.len()];
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && !ttys.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds: Vec<PollFd> = ttys
+            .iter()
+            .map(|t| PollFd::new(t.as_fd(), PollFlags::POLLIN))
+            .collect();
+        if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+            return false;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+            .collect();
+        drop(fds);
+        for (i, r) in ready.into_iter().enumerate() {
+            if !r {
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            if let Ok(n) = ttys[i].read(&mut buf) {
+                typed[i].extend_from_slice(&buf[..n]);
+            }
+            while let Some(end) = typed[i].iter().position(|&b| b == b'\n' || b == b'\r') {
+                let line: Vec<u8> = typed[i].drain(..=end).collect();
+                if String::from_utf8_lossy(&line).trim() == word {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }

@@ -226,7 +226,11 @@ fn boot() -> supervise::Unitd {
     let store_wait: u64 = arg("copyunit.store_wait")
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let store_kind = setup_store(&net_config.store_label, Duration::from_secs(store_wait));
+    let store_kind = setup_store(
+        &net_config.store_label,
+        Duration::from_secs(store_wait),
+        arg("copyunit.format").as_deref() == Some("yes"),
+    );
     let _ = std::fs::create_dir_all("/run/copyunit");
     let _ = std::fs::write("/run/copyunit/store", format!("{store_kind}\n"));
 
@@ -339,7 +343,10 @@ fn authorized_keys(boot_mounted: bool) -> String {
 }
 
 /// Mounts the image store; returns what it is ("disk sda1" or "ram").
-fn setup_store(label: &str, wait: Duration) -> String {
+/// How long the console offers to format a blank internal disk.
+const CONFIRM: Duration = Duration::from_secs(30);
+
+fn setup_store(label: &str, wait: Duration, preconfirmed: bool) -> String {
     if let Some(b) = wait_for(wait, |b| store::find_label(b, label).cloned()) {
         match store::mount_block(&b, STORE_DIR) {
             Ok(()) => {
@@ -353,14 +360,51 @@ fn setup_store(label: &str, wait: Duration) -> String {
             Err(e) => say!("{e}"),
         }
     }
-    let blocks = store::scan();
-    for d in store::blank_internal_disks(&blocks) {
-        say!(
-            "internal disk {} ({}) is blank: it can become the image store (label a filesystem on it {label}, e.g. `mkfs.ext4 -L {label} /dev/{}`)",
-            d.name,
-            model_bytes(d.size_bytes),
-            d.name
-        );
+    let blank = store::blank_internal_disks(&store::scan());
+    if let Some(disk) = blank.first() {
+        let size = model_bytes(disk.size_bytes);
+        let yes = if preconfirmed {
+            say!(
+                "copyunit.format=yes on the kernel command line: {} ({size}) becomes the image store",
+                disk.name
+            );
+            true
+        } else {
+            say!(
+                "internal disk {} ({size}) is blank: it can become the image store.",
+                disk.name
+            );
+            say!(
+                "type YES and Enter within {} s to format it (ext2, label {label}); anything else keeps it untouched",
+                CONFIRM.as_secs()
+            );
+            console::confirm("YES", CONFIRM)
+        };
+        if yes {
+            say!(
+                "formatting /dev/{} as the image store: this can take a few minutes on a big disk",
+                disk.name
+            );
+            match store::format(&disk.name, label) {
+                Ok(()) => {
+                    if let Some(b) = store::find_label(&store::scan(), label).cloned() {
+                        match store::mount_block(&b, STORE_DIR) {
+                            Ok(()) => {
+                                say!(
+                                    "image store: /dev/{} ({size}) formatted and mounted at {STORE_DIR}",
+                                    b.name
+                                );
+                                return format!("disk {}", b.name);
+                            }
+                            Err(e) => say!("{e}"),
+                        }
+                    }
+                }
+                Err(e) => say!("{e}"),
+            }
+        } else {
+            say!("{} left untouched", disk.name);
+        }
     }
     match store::mount_ram(STORE_DIR) {
         Ok(()) => say!("NO IMAGE STORE FOUND: images are kept in RAM and are lost at power-off"),

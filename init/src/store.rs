@@ -153,6 +153,23 @@ fn is_zero_head(dev: &Path) -> bool {
     buf.iter().all(|&b| b == 0)
 }
 
+/// Makes a whole blank disk the image store: an ext2 filesystem (mounted by the ext4 driver)
+/// with the store's label, made by the initramfs's static busybox.
+pub fn format(disk: &str, label: &str) -> Result<(), String> {
+    let dev = format!("/dev/{disk}");
+    let out = std::process::Command::new("/bin/busybox")
+        .args(["mke2fs", "-m", "1", "-L", label, &dev])
+        .output()
+        .map_err(|e| format!("cannot run busybox mke2fs: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "formatting {dev} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Mounts a probed device at `target`.
 pub fn mount_block(b: &Block, target: &str) -> Result<(), String> {
     let Some((fs, _)) = &b.fs else {

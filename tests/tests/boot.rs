@@ -197,12 +197,22 @@ impl Booted {
     }
 }
 
-fn boot(name: &str, boot: Boot, sticks: &[PathBuf], iso: Option<PathBuf>) -> Booted {
+fn boot(
+    name: &str,
+    boot: Boot,
+    sticks: &[PathBuf],
+    iso: Option<PathBuf>,
+    blank_store: bool,
+) -> Booted {
     // Direct kernel boot needs no boot stick: without one, every USB stick is a target.
     let with_image = !matches!(boot, Boot::Direct { .. });
     let b = built();
     let store = b.dir.join(format!("{name}-store.img"));
-    qemu::make_store(&store, 512 << 20).expect("store disk");
+    if blank_store {
+        qemu::make_stick(&store, 512 << 20).expect("blank store disk");
+    } else {
+        qemu::make_store(&store, 512 << 20).expect("store disk");
+    }
     let port = qemu::free_port().expect("port");
     let spec = Spec {
         boot,
@@ -228,7 +238,8 @@ fn direct(b: &Built) -> Boot {
     Boot::Direct {
         kernel: b.kernel.clone(),
         initrd: b.initrd.clone(),
-        cmdline: copyunit_image_build::CMDLINE.to_string(),
+        // The store disk is blank: PID 1 formats it, confirmed on the command line.
+        cmdline: format!("{} copyunit.format=yes", copyunit_image_build::CMDLINE),
     }
 }
 
@@ -247,7 +258,7 @@ fn direct_boot_upload_copy_reboot_poweroff() {
         .collect();
     // Any file is a disc to QEMU's CD drive: the unit must see a drive with media.
     let iso = random_file(&b.dir, "disc.iso", 2 << 20);
-    let mut unit = boot("direct", direct(b), &sticks, Some(iso));
+    let mut unit = boot("direct", direct(b), &sticks, Some(iso), true);
     let t = unit.wait_ready();
     eprintln!(
         "direct boot: ready {:.1} s after QEMU started",
@@ -255,8 +266,8 @@ fn direct_boot_upload_copy_reboot_poweroff() {
     );
     let console = unit.vm.log();
     assert!(
-        console.contains("image store: /dev/sda"),
-        "store not found:\n{console}"
+        console.contains("image store: /dev/sda (0.5 GiB) formatted and mounted"),
+        "blank store disk not formatted:\n{console}"
     );
     assert!(
         console.contains("eth0: 10.0.2.15/24 (DHCP)"),
@@ -374,7 +385,7 @@ fn boot_stick_not_offered(unit: &Booted) {
 #[test]
 fn bios_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("bios", Boot::Bios, &[], None);
+    let mut unit = boot("bios", Boot::Bios, &[], None, false);
     let t = unit.wait_ready();
     eprintln!(
         "BIOS boot: ready {:.1} s after QEMU started",
@@ -394,7 +405,7 @@ fn bios_boot_from_the_image() {
 #[test]
 fn uefi_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("uefi", Boot::Uefi, &[], None);
+    let mut unit = boot("uefi", Boot::Uefi, &[], None, false);
     let t = unit.wait_ready();
     eprintln!(
         "UEFI boot: ready {:.1} s after QEMU started",
@@ -415,7 +426,7 @@ fn uefi_boot_from_the_image() {
 #[test]
 fn secure_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("secureboot", Boot::UefiSecureBoot, &[], None);
+    let mut unit = boot("secureboot", Boot::UefiSecureBoot, &[], None, false);
     let t = unit.wait_ready();
     eprintln!(
         "Secure Boot: ready {:.1} s after QEMU started",
