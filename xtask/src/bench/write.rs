@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{ensure_apt, root, run as run_cmd};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Loop devices and files of the run, removed on drop even on error.
 struct Scratch {
