@@ -39,6 +39,10 @@ pub struct UnitInfo {
     pub uptime_secs: u64,
     /// True while no authorized key is installed and the pairing code is accepted.
     pub pairing: bool,
+    /// The pairing code itself, only on the unit's own screen (never sent
+    /// over SSH: whoever can read it there is standing at the unit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing_code: Option<String>,
 }
 
 /// Space on the filesystem holding the image store.

@@ -449,6 +449,16 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The pty device of the pane (to hand to a program as its terminal).
+    pub fn tty(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["display", "-p", "-t", "t", "#{pane_tty}"])
+            .output()
+            .expect("tmux display");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Types keys (tmux key names: `Enter`, `Escape`, `Up`, `C-c`, or text).
     pub fn send(&self, keys: &[&str]) {
         let ok = self

@@ -95,6 +95,7 @@ fn busy_unit() -> Snapshot {
             },
             uptime_secs: 86_400,
             pairing: false,
+            pairing_code: None,
         },
         drives,
         images,

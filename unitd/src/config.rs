@@ -53,6 +53,12 @@ pub struct Flags {
     /// The store is in RAM: say so on every screen
     #[arg(long)]
     pub volatile_store: bool,
+    /// Show the dashboard on this terminal too (the unit's screen: /dev/tty1)
+    #[arg(long, value_name = "TTY")]
+    pub console: Option<PathBuf>,
+    /// Let the console dashboard start and cancel jobs (default: view only)
+    #[arg(long)]
+    pub console_control: bool,
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -70,6 +76,8 @@ pub struct FileConfig {
     pub user: Option<String>,
     pub allow_loop_devices: Option<bool>,
     pub volatile_store: Option<bool>,
+    pub console: Option<PathBuf>,
+    pub console_control: Option<bool>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -107,6 +115,8 @@ pub struct Config {
     pub allow_loop_devices: bool,
     pub appliance: bool,
     pub volatile_store: bool,
+    pub console: Option<PathBuf>,
+    pub console_control: bool,
     pub limits: Limits,
     pub verbose: u8,
 }
@@ -184,6 +194,8 @@ impl Config {
                 || file.allow_loop_devices.unwrap_or(false),
             appliance: flags.appliance,
             volatile_store: flags.volatile_store || file.volatile_store.unwrap_or(false),
+            console: flags.console.or(file.console),
+            console_control: flags.console_control || file.console_control.unwrap_or(false),
             limits,
             verbose: flags.verbose,
         })

@@ -33,6 +33,14 @@ pub async fn run(config: config::Config) -> Result<ExitCode> {
     unit.spawn_publisher();
     unit.spawn_drive_watcher();
     announce(&unit, &listener);
+    if let Some(tty) = unit.config.console.clone() {
+        let (u, control) = (unit.clone(), unit.config.console_control);
+        tokio::spawn(async move {
+            if let Err(e) = dashboard::console::run(u, &tty, control).await {
+                tracing::warn!("no dashboard on {}: {e}", tty.display());
+            }
+        });
+    }
     tokio::select! {
         r = ssh::server::serve(unit.clone(), host_key, listener) => r.map(|()| ExitCode::SUCCESS),
         _ = shutdown_signal() => {

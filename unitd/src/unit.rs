@@ -172,6 +172,7 @@ impl Unit {
             store: self.store.usage(),
             uptime_secs: self.started.elapsed().as_secs(),
             pairing: self.keys.pairing(),
+            pairing_code: None,
         }
     }
 

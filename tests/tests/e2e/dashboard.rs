@@ -72,3 +72,32 @@ fn ctrl_c_also_leaves_cleanly_and_a_killed_client_does_not_hurt_the_unit() {
     drop(term); // kills the client mid-session
     assert!(unit.ssh("status").status.success(), "the unit carries on");
 }
+
+#[test]
+fn the_units_own_screen_shows_a_view_only_dashboard_with_the_pairing_code() {
+    // The pane's program only sleeps: the pane's terminal is the unit's screen.
+    let screen = Tmux::new("sleep 600", 100, 30);
+    let unit = Unit::start_with(Options {
+        with_key: false,
+        extra: vec!["--console".into(), screen.tty()],
+        ..Options::default()
+    });
+    let s = screen.wait_for("the console dashboard", |s| {
+        s.contains("testunit") && s.contains("SHA256:")
+    });
+    let code = unit
+        .log()
+        .split("Pairing code: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        s.contains(&code),
+        "the pairing code is on the unit's screen:\n{s}"
+    );
+    screen.send(&["d"]);
+    screen.wait_for("a polite refusal", |s| {
+        s.to_lowercase().contains("view only") || s.to_lowercase().contains("view-only")
+    });
+}

@@ -87,6 +87,7 @@ fn unit() -> Snapshot {
             },
             uptime_secs: 3 * 3600 + 5 * 60,
             pairing: false,
+            pairing_code: None,
         },
         drives: vec![
             sda,

@@ -14,13 +14,19 @@ pub fn height(snap: &Snapshot) -> u16 {
     if warnings(snap).is_empty() { 2 } else { 3 }
 }
 
-fn warnings(snap: &Snapshot) -> Vec<&'static str> {
+fn warnings(snap: &Snapshot) -> Vec<String> {
     let mut w = Vec::new();
-    if snap.unit.pairing {
-        w.push("PAIRING: no admin key installed yet, the pairing code is accepted");
+    match (&snap.unit.pairing_code, snap.unit.pairing) {
+        (Some(code), true) => w.push(format!(
+            "PAIRING CODE {code}: no admin key yet; log in with it and run `keys add`"
+        )),
+        (None, true) => {
+            w.push("PAIRING: no admin key installed yet, the pairing code is accepted".into())
+        }
+        _ => {}
     }
     if snap.unit.store.volatile {
-        w.push("image store is in RAM: images are lost at power-off");
+        w.push("image store is in RAM: images are lost at power-off".into());
     }
     w
 }

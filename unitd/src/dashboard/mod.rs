@@ -1,0 +1,173 @@
+//! The dashboard doors: `ssh admin@unit` with a terminal, and the unit's
+//! own console ([`console`]).
+//!
+//! One [`copyunit_tui::Dashboard`] per session, fed with the unit's published
+//! snapshots, the channel's input bytes and window changes. Frames are
+//! rendered at most ~10 times a second and only when something changed. A
+//! slow client never slows the unit: a frame is rendered only when the
+//! previous one has been handed to the channel, and a late frame is simply
+//! skipped (the next one is a diff against what the client really has).
+//! The terminal is restored on every way out: `q`, Ctrl-C, EOF, disconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use copyunit_tui::{Action, ColorMode, Dashboard, Options};
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::unit::Unit;
+
+pub mod console;
+
+const FRAME: Duration = Duration::from_millis(100);
+/// How long a lone ESC waits for the rest of an escape sequence.
+const ESC_WAIT: Duration = Duration::from_millis(50);
+
+/// The terminal the client asked for.
+#[derive(Debug, Clone)]
+pub struct Pty {
+    pub term: String,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What a terminal sends the dashboard.
+pub enum Input {
+    Bytes(Vec<u8>),
+    Resize(u16, u16),
+}
+
+/// The dashboard loop, whatever the terminal: input in, frames out, until
+/// the user quits (true) or the input ends (false). `frames` is a one-slot
+/// queue to the terminal's writer: while it is full the client has not taken
+/// the last frame, so nothing is rendered (frames are skipped, not queued).
+pub async fn drive(
+    unit: &Arc<Unit>,
+    dash: &mut Dashboard,
+    input: &mut mpsc::Receiver<Input>,
+    frames: &mpsc::Sender<Vec<u8>>,
+    on_unit_screen: bool,
+) -> bool {
+    let _ = frames.send(dash.enter_bytes()).await;
+    let mut snaps = unit.subscribe();
+    // Only the unit's own screen shows the pairing code.
+    let local = |snap: Arc<copyunit_model::Snapshot>| {
+        if !on_unit_screen {
+            return snap;
+        }
+        let mut s = (*snap).clone();
+        s.unit.pairing_code = unit.keys.pairing_code().map(str::to_string);
+        Arc::new(s)
+    };
+    let mut snap = local(snaps.borrow_and_update().clone());
+    let mut last_frame = Instant::now() - FRAME;
+    let mut esc_deadline: Option<Instant> = None;
+    let quit = loop {
+        let next_frame = last_frame + FRAME;
+        tokio::select! {
+            msg = input.recv() => match msg {
+                Some(Input::Bytes(data)) => {
+                    let actions = dash.handle_input(&data, &snap);
+                    if act(unit, dash, actions).await {
+                        break true;
+                    }
+                    esc_deadline = dash.has_pending_input().then(|| Instant::now() + ESC_WAIT);
+                }
+                Some(Input::Resize(cols, rows)) => dash.resize(cols, rows),
+                None => break false,
+            },
+            r = snaps.changed() => {
+                if r.is_err() { break false; }
+                snap = local(snaps.borrow_and_update().clone());
+            }
+            _ = tokio::time::sleep_until(esc_deadline.unwrap_or(next_frame)), if esc_deadline.is_some() => {
+                esc_deadline = None;
+                let actions = dash.flush_pending(&snap);
+                if act(unit, dash, actions).await {
+                    break true;
+                }
+            }
+            // Wake for the frame clock only while a redraw is due.
+            _ = tokio::time::sleep_until(next_frame), if dash.needs_redraw(&snap) => {}
+        }
+        if Instant::now() >= last_frame + FRAME && dash.needs_redraw(&snap) && frames.capacity() > 0
+        {
+            if let Some(bytes) = dash.render(&snap)
+                && frames.try_send(bytes).is_err()
+            {
+                dash.redraw_all();
+            }
+            last_frame = Instant::now();
+        }
+    };
+    let _ = frames.send(dash.leave_bytes()).await;
+    quit
+}
+
+/// The pty door: one dashboard on an SSH channel; exit-status 0 at the end.
+pub async fn run(
+    unit: Arc<Unit>,
+    channel: Channel<Msg>,
+    pty: Pty,
+    mut resize: mpsc::UnboundedReceiver<(u16, u16)>,
+) {
+    let (mut read, write) = channel.split();
+    let mut dash = Dashboard::new(Options {
+        width: pty.cols,
+        height: pty.rows,
+        colors: ColorMode::from_term(&pty.term, None),
+        view_only: false,
+        mouse: false,
+    });
+    let (input_tx, mut input) = mpsc::channel(64);
+    let pump = tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                m = read.wait() => match m {
+                    Some(ChannelMsg::Data { data }) => Input::Bytes(data.to_vec()),
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                    Some(_) => continue,
+                },
+                Some((c, r)) = resize.recv() => Input::Resize(c, r),
+            };
+            if input_tx.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (frames, mut frames_rx) = mpsc::channel::<Vec<u8>>(1);
+    let out = write.make_writer();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut out = out;
+        while let Some(bytes) = frames_rx.recv().await {
+            if out.write_all(&bytes).await.is_err() || out.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    drive(&unit, &mut dash, &mut input, &frames, false).await;
+    drop(frames);
+    let _ = writer.await;
+    pump.abort();
+    let _ = write.exit_status(0).await;
+    let _ = write.eof().await;
+    let _ = write.close().await;
+}
+
+/// Hands each action to the unit; returns true on Quit.
+async fn act(unit: &Arc<Unit>, dash: &mut Dashboard, actions: Vec<Action>) -> bool {
+    for action in actions {
+        match action {
+            Action::Quit => return true,
+            Action::Request(req) => match unit.request(req).await {
+                Ok(msg) => dash.show_message(msg),
+                Err(msg) => dash.show_message(msg),
+            },
+        }
+    }
+    false
+}
