@@ -36,23 +36,10 @@ fn display(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Format from the first bytes of a file (and an ISO 9660 descriptor at 32 KiB).
+/// Format from the first bytes of a file (and an ISO 9660 descriptor at
+/// 32 KiB): the one detection the store and the writer share.
 pub fn format_of(head: &[u8]) -> ImageFormat {
-    if head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]) {
-        ImageFormat::Xz
-    } else if head.starts_with(&[0x1F, 0x8B]) {
-        ImageFormat::Gzip
-    } else if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        ImageFormat::Zstd
-    } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
-        ImageFormat::Bzip2
-    } else if head.starts_with(b"PK\x03\x04") {
-        ImageFormat::Zip
-    } else if head.get(0x8001..0x8006) == Some(b"CD001") {
-        ImageFormat::Iso
-    } else {
-        ImageFormat::Raw
-    }
+    ImageFormat::detect(head)
 }
 
 fn read_at_most(f: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -179,7 +166,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
     let image = display(path);
     let f = File::open(path).map_err(Error::image(&image, "open"))?;
     let file_size = f.metadata().map_err(Error::image(&image, "stat"))?.len();
-    let head = read_at_most(&f, 0, 0x8006).map_err(Error::image(&image, "read"))?;
+    let head = read_at_most(&f, 0, ImageFormat::DETECT_LEN).map_err(Error::image(&image, "read"))?;
     let format = format_of(&head);
     let (content_size, xz_blocks) = match format {
         ImageFormat::Raw | ImageFormat::Iso => (Some(file_size), None),
