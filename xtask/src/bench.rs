@@ -2,12 +2,13 @@
 
 use anyhow::{Result, bail};
 
+mod dashboard;
 mod sftp;
 mod tui;
 mod write;
 
 pub fn run(args: &[String]) -> Result<()> {
-    let all = ["sftp", "write", "tui"];
+    let all = ["sftp", "write", "tui", "dashboard"];
     let names: Vec<&str> = if args.is_empty() {
         all.to_vec()
     } else {
@@ -18,6 +19,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "sftp" => sftp::run()?,
             "write" => write::run()?,
             "tui" => tui::run()?,
+            "dashboard" => dashboard::run()?,
             other => bail!("unknown benchmark `{other}` (known: {})", all.join(", ")),
         }
     }
