@@ -12,6 +12,26 @@ use std::time::{Duration, Instant};
 
 static SINKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
 
+/// The screen (tty1), once unitd draws its dashboard there: from then on
+/// PID 1's lines go to the serial line only, so they cannot tear the screen.
+pub const SCREEN: &str = "/dev/tty1";
+
+/// Stops writing to the screen; unitd owns it now.
+pub fn hand_screen_to_unitd() {
+    if let Ok(mut sinks) = SINKS.lock() {
+        let screen = std::fs::metadata(SCREEN)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::rdev(&m));
+        sinks.retain(|f| {
+            let rdev = f
+                .metadata()
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::rdev(&m));
+            rdev.is_none() || rdev != screen
+        });
+    }
+}
+
 /// Opens the screen and the serial line. Falls back to /dev/console when neither opens.
 pub fn open() {
     let mut sinks = Vec::new();

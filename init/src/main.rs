@@ -254,6 +254,11 @@ fn boot() -> supervise::Unitd {
         "--appliance".into(),
         "-v".into(),
     ];
+    // The dashboard on the unit's screen (view-only); PID 1 keeps the serial line.
+    if std::path::Path::new(console::SCREEN).exists() {
+        args.push("--console".into());
+        args.push(console::SCREEN.into());
+    }
     if store_kind == "ram" {
         args.push("--volatile-store".into());
     }
@@ -270,7 +275,9 @@ fn boot() -> supervise::Unitd {
             }
         }
     });
-    supervise::Unitd::new("/bin/unitd", args)
+    let unitd = supervise::Unitd::new("/bin/unitd", args);
+    console::hand_screen_to_unitd();
+    unitd
 }
 
 /// Polls the block devices until `pick` finds one or `limit` passes.

@@ -28,6 +28,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A parent that blocks signals (an init using signalfd) passes the mask
+    // on: unblock the ones we stop on, or SIGTERM would wait forever.
+    let mut stop = nix::sys::signal::SigSet::empty();
+    stop.add(nix::sys::signal::Signal::SIGTERM);
+    stop.add(nix::sys::signal::Signal::SIGINT);
+    let _ = stop.thread_unblock();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -35,11 +41,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(unitd::run(config)) {
+    let code = match runtime.block_on(unitd::run(config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("unitd: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Do not wait on blocking work (a read stuck on a dying drive) to exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }

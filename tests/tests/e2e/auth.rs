@@ -123,3 +123,35 @@ fn the_pairing_code_works_only_while_no_key_is_installed_and_only_the_right_one(
     assert_ne!(left[0]["fingerprint"], fp);
     assert_eq!(unit.ssh("keys rm SHA256:nope").status.code(), Some(1));
 }
+
+#[test]
+fn connections_are_limited_per_address_and_idle_logins_are_dropped() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("unit.toml");
+    fs::write(&config, "[limits]\nmax_per_address = 3\nlogin_grace_secs = 2\n").unwrap();
+    let unit = Unit::start_with(Options {
+        extra: vec!["--config".into(), config.display().to_string()],
+        ..Options::default()
+    });
+    let banner = |s: &std::net::TcpStream| -> String {
+        let mut line = String::new();
+        let _ = BufReader::new(s).read_line(&mut line);
+        line
+    };
+    let held: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(("127.0.0.1", unit.port)).unwrap()).collect();
+    for s in &held {
+        assert!(banner(s).starts_with("SSH-2.0-copyunit"), "accepted");
+    }
+    let extra = std::net::TcpStream::connect(("127.0.0.1", unit.port)).unwrap();
+    assert_eq!(banner(&extra), "", "a fourth connection from the same address is closed at once");
+    // Nobody logs in on the held ones: each is dropped after the grace time.
+    for mut s in held {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+        let mut rest = Vec::new();
+        let r = s.read_to_end(&mut rest);
+        assert!(r.is_ok(), "the server closed the idle login: {r:?}");
+    }
+    // The slots are free again.
+    assert!(unit.ssh("status").status.success());
+}
