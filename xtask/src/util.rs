@@ -12,6 +12,13 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts build output (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// Runs a command, inheriting stdio; fails with the command line on non-zero exit.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd

@@ -75,7 +75,7 @@ pub fn run() -> Result<()> {
     let name = dev.trim_start_matches("/dev/").to_string();
 
     let unitd = Killed(
-        Command::new(root().join("target/release/unitd"))
+        Command::new(util::target_dir().join("release/unitd"))
             .args([
                 "--listen",
                 &format!("127.0.0.1:{PORT}"),

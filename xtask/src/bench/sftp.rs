@@ -70,7 +70,7 @@ pub fn run() -> Result<()> {
 
     let store = work.join("store");
     let _unitd = Killed(
-        Command::new(root().join("target/release/unitd"))
+        Command::new(util::target_dir().join("release/unitd"))
             .args(["--listen", &format!("127.0.0.1:{UNITD_PORT}"), "--store"])
             .arg(&store)
             .arg("--authorized-keys")
