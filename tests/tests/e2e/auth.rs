@@ -129,7 +129,11 @@ fn connections_are_limited_per_address_and_idle_logins_are_dropped() {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("unit.toml");
-    fs::write(&config, "[limits]\nmax_per_address = 3\nlogin_grace_secs = 2\n").unwrap();
+    fs::write(
+        &config,
+        "[limits]\nmax_per_address = 3\nlogin_grace_secs = 2\n",
+    )
+    .unwrap();
     let unit = Unit::start_with(Options {
         extra: vec!["--config".into(), config.display().to_string()],
         ..Options::default()
@@ -139,15 +143,22 @@ fn connections_are_limited_per_address_and_idle_logins_are_dropped() {
         let _ = BufReader::new(s).read_line(&mut line);
         line
     };
-    let held: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(("127.0.0.1", unit.port)).unwrap()).collect();
+    let held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", unit.port)).unwrap())
+        .collect();
     for s in &held {
         assert!(banner(s).starts_with("SSH-2.0-copyunit"), "accepted");
     }
     let extra = std::net::TcpStream::connect(("127.0.0.1", unit.port)).unwrap();
-    assert_eq!(banner(&extra), "", "a fourth connection from the same address is closed at once");
+    assert_eq!(
+        banner(&extra),
+        "",
+        "a fourth connection from the same address is closed at once"
+    );
     // Nobody logs in on the held ones: each is dropped after the grace time.
     for mut s in held {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
         let mut rest = Vec::new();
         let r = s.read_to_end(&mut rest);
         assert!(r.is_ok(), "the server closed the idle login: {r:?}");

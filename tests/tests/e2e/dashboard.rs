@@ -101,3 +101,26 @@ fn the_units_own_screen_shows_a_view_only_dashboard_with_the_pairing_code() {
         s.to_lowercase().contains("view only") || s.to_lowercase().contains("view-only")
     });
 }
+
+#[test]
+fn a_client_killed_mid_job_leaves_the_job_running_and_a_new_session_sees_it_done() {
+    let unit = Unit::start_with_loops();
+    let target = Loop::new(160 << 20);
+    let img = random_file(unit.dir.path(), "big.img", 128 << 20);
+    unit.put(&img, "big.img");
+    let term = Tmux::new(&unit.dashboard_command(), 120, 40);
+    term.wait_for("the dashboard", |s| s.contains("big.img"));
+    let out = unit.ssh(&format!("copy big.img {} --json", target.name()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    term.wait_for("the running job", |s| s.contains("1 running"));
+    drop(term); // the admin's laptop goes away mid-job
+    unit.wait_for("the job to end", || {
+        unit.json("jobs --json")[0]["state"] != "running"
+    });
+    assert_eq!(unit.json("jobs --json")[0]["state"], "done");
+    let term = Tmux::new(&unit.dashboard_command(), 120, 40);
+    term.wait_for("the finished job in a new session", |s| {
+        s.contains("1 finished") || s.contains("done")
+    });
+    assert_eq!(target.head(128 << 20), std::fs::read(&img).unwrap());
+}
