@@ -216,40 +216,26 @@ fn the_dashboard_walks_the_copy_workflow_to_the_acknowledgement() {
     });
     term.send(&["Enter"]); // choose the image
     term.wait_for("the drives pane", |s| s.to_lowercase().contains("space"));
-    // Walk the cursor down the drives until ours is the one marked: other
-    // drives may be attached to this machine, and must stay untouched.
-    // Space marks the drive under the cursor and moves down one.
-    let ours = |s: &str| {
+    // `a` marks every writable drive: make sure ours is the only one, so
+    // nothing else on this machine can be touched.
+    let writable: Vec<String> = unit
+        .json("drives --json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["eligible"] == true)
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        writable,
+        [target.name()],
+        "another writable drive is attached: refusing to run this test"
+    );
+    term.send(&["a"]);
+    term.wait_for("our drive marked", |s| {
         s.lines()
             .any(|l| l.contains(&target.name()) && l.contains("[x]"))
-    };
-    let sig = |s: &str| -> Vec<String> {
-        s.lines()
-            .filter(|l| {
-                l.starts_with("[x]")
-                    || l.starts_with("[ ]")
-                    || l.contains("cannot be a target")
-                    || l.trim_start().starts_with("Drives")
-            })
-            .map(str::to_string)
-            .collect()
-    };
-    let chosen = |s: &str| {
-        s.lines()
-            .any(|l| l.trim_start().starts_with("Drives") && l.contains(" to "))
-    };
-    for _ in 0..64 {
-        let before = sig(&term.screen());
-        term.send(&["Space"]);
-        let s = term.wait_for("the Space to take effect", |s| sig(s) != before);
-        if ours(&s) {
-            break;
-        }
-        if chosen(&s) {
-            term.send(&["Up", "Space"]); // unmark it; the cursor moves on again
-            term.wait_for("the mark to go", |s| !chosen(s));
-        }
-    }
+    });
     term.send(&["Enter"]);
     let s = term.wait_for("the summary", |s| {
         s.contains("erase") || s.contains("Erase") || s.contains("ERASE")
