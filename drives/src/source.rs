@@ -166,7 +166,8 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
     let image = display(path);
     let f = File::open(path).map_err(Error::image(&image, "open"))?;
     let file_size = f.metadata().map_err(Error::image(&image, "stat"))?.len();
-    let head = read_at_most(&f, 0, ImageFormat::DETECT_LEN).map_err(Error::image(&image, "read"))?;
+    let head =
+        read_at_most(&f, 0, ImageFormat::DETECT_LEN).map_err(Error::image(&image, "read"))?;
     let format = format_of(&head);
     let (content_size, xz_blocks) = match format {
         ImageFormat::Raw | ImageFormat::Iso => (Some(file_size), None),

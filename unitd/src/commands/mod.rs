@@ -290,6 +290,9 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
         }
         Cmd::Upload { name, size, json } => upload(unit, &name, size, json, io).await,
         Cmd::Drives { json } => {
+            // Answer with what is attached now, not at the last rescan.
+            let u = unit.clone();
+            let _ = tokio::task::spawn_blocking(move || u.rescan_drives()).await;
             let drives = unit.drives_now();
             emit(io, json, &drives, || render::drives(&drives)).await
         }
