@@ -55,10 +55,46 @@ pub fn run(args: &[String]) -> Result<()> {
             )?;
         }
     }
-    util::run(
+    run_counted(
         Command::new("cargo")
             .args(["test", "--workspace"])
             .args(args)
             .current_dir(root()),
     )
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one line
+/// adding up every test binary's result: `total: N passed, N failed, N skipped`.
+fn run_counted(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = writeln!(stdout, "{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .strip_suffix(word)
+                        })
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                passed += count("passed");
+                failed += count("failed");
+                ignored += count("ignored");
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("total: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        anyhow::bail!("cargo test failed with {status}");
+    }
+    Ok(())
 }
