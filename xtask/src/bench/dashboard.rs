@@ -6,27 +6,19 @@
 //! percent of one core, is the price of the dashboards (target < 10 %).
 
 use std::fs;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use super::sftp::{append_benchmarks, machine, today};
-use crate::util::{self, ensure_apt, root};
+use super::{Killed, Scratch};
+use crate::util::{self, ensure_apt};
 
 const PORT: u16 = 42211;
 const SESSIONS: usize = 20;
 const WINDOW: Duration = Duration::from_secs(15);
 const IMAGE_MIB: u64 = 512;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Detach(String);
 impl Drop for Detach {
@@ -37,21 +29,10 @@ impl Drop for Detach {
 
 pub fn run() -> Result<()> {
     ensure_apt(&[("ssh", "openssh-client"), ("losetup", "mount")])?;
-    util::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-q", "-p", "unitd"])
-            .current_dir(root()),
-    )?;
-    let work = Path::new("/dev/shm").join(format!("copyunit-bench-dash-{}", std::process::id()));
+    let scratch = Scratch::new("dash")?;
+    let (work, key) = (scratch.dir.clone(), scratch.key.clone());
     fs::create_dir_all(work.join("store/images"))?;
-    let _cleanup = Cleanup(work.clone());
-    let key = work.join("id");
-    util::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key),
-    )?;
-    fs::copy(key.with_extension("pub"), work.join("authorized_keys"))?;
+
     util::run(
         Command::new("dd")
             .args(["if=/dev/urandom", "bs=1M", "status=none"])
@@ -178,11 +159,4 @@ fn cpu_share(pid: u32, window: Duration) -> Result<f64> {
     std::thread::sleep(window);
     let t1 = ticks()?;
     Ok((t1 - t0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0)
-}
-
-struct Cleanup(std::path::PathBuf);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

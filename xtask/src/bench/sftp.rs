@@ -7,25 +7,18 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::{Killed, Scratch, keygen};
 use crate::util::{self, ensure_apt, root};
 
 const SIZE_MIB: u64 = 2048;
 const CIPHERS: [&str; 2] = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
 const UNITD_PORT: u16 = 42201;
 const SSHD_PORT: u16 = 42202;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub fn run() -> Result<()> {
     ensure_apt(&[("sftp", "openssh-client"), ("sshd", "openssh-server")])?;
@@ -37,28 +30,11 @@ pub fn run() -> Result<()> {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .context("OpenSSH's sftp-server not found")?;
-    util::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-q", "-p", "unitd"])
-            .current_dir(root()),
-    )?;
-
-    let work = Path::new("/dev/shm").join(format!("copyunit-bench-sftp-{}", std::process::id()));
-    fs::create_dir_all(&work)?;
-    let _cleanup = Cleanup(work.clone());
-    let key = work.join("id");
-    util::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key),
-    )?;
+    let scratch = Scratch::new("sftp")?;
+    let (work, key) = (scratch.dir.clone(), scratch.key.clone());
     let host = work.join("host");
-    util::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host),
-    )?;
-    fs::copy(key.with_extension("pub"), work.join("authorized_keys"))?;
+    keygen(&host)?;
+
     let src = work.join("random.img");
     eprintln!("bench sftp: making a {SIZE_MIB} MiB random file");
     util::run(
@@ -188,13 +164,6 @@ fn wait_port(port: u16) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
-}
-
-struct Cleanup(std::path::PathBuf);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 pub fn today() -> String {
