@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use copyunit_model::{Drive, DriveRole, Event, EventKind, Request, Snapshot, UnitInfo};
+use copyunit_model::{Drive, DriveRole, Event, EventKind, JobId, Request, Snapshot, UnitInfo};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
@@ -117,13 +117,13 @@ impl Unit {
 
     /// Carries out what a user asked for, from any front-end. The answer is
     /// a sentence for the user: what was done, or why not.
-    pub async fn request(self: &Arc<Self>, req: Request) -> Result<String, String> {
+    pub async fn request(self: &Arc<Self>, req: Request) -> Result<Answer, String> {
         match req {
             Request::RemoveImage { name } => {
                 let name = crate::store::ImageName::new(&name).map_err(|e| e.to_string())?;
                 self.store.remove(&name).map_err(|e| e.to_string())?;
                 self.event(EventKind::ImageRemoved, format!("image {name} removed"));
-                Ok(format!("removed {name}"))
+                Ok(Answer::said(format!("removed {name}")))
             }
             Request::Copy {
                 image,
@@ -131,19 +131,25 @@ impl Unit {
                 verify,
             } => {
                 let id = jobs::start_copy(self, &image, &targets, verify)?;
-                Ok(format!("job {id} started: writing {image}"))
+                Ok(Answer::job(
+                    id,
+                    format!("job {id} started: writing {image}"),
+                ))
             }
             Request::Cancel { job } => {
                 self.jobs.cancel(job)?;
-                Ok(format!("cancelling job {job}"))
+                Ok(Answer::said(format!("cancelling job {job}")))
             }
             Request::Wipe { drive, full } => {
                 let id = jobs::start_wipe(self, &drive, full)?;
-                Ok(format!("job {id} started: wiping {drive}"))
+                Ok(Answer::job(id, format!("job {id} started: wiping {drive}")))
             }
             Request::Read { drive, name } => {
                 let id = jobs::start_read(self, &drive, &name)?;
-                Ok(format!("job {id} started: reading {drive} into {name}"))
+                Ok(Answer::job(
+                    id,
+                    format!("job {id} started: reading {drive} into {name}"),
+                ))
             }
         }
     }
@@ -229,6 +235,27 @@ pub fn addresses() -> Vec<String> {
     }
     out.sort_by_key(|(lo, _)| *lo);
     out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// What the unit did for a request: a sentence for the user and, when it
+/// started one, the job to follow.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub message: String,
+    pub job: Option<JobId>,
+}
+
+impl Answer {
+    fn said(message: String) -> Answer {
+        Answer { message, job: None }
+    }
+
+    fn job(id: JobId, message: String) -> Answer {
+        Answer {
+            message,
+            job: Some(id),
+        }
+    }
 }
 
 /// Duplicator mode settings.

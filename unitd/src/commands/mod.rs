@@ -284,7 +284,8 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
                 .request(Request::RemoveImage {
                     name: image.clone(),
                 })
-                .await?;
+                .await?
+                .message;
             let out = serde_json::json!({ "removed": image });
             emit(io, json, &out, || format!("{msg}\n")).await
         }
@@ -356,7 +357,7 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             emit(io, json, &job, || render::job(&job)).await
         }
         Cmd::Cancel { id } => {
-            let msg = unit.request(Request::Cancel { job: id }).await?;
+            let msg = unit.request(Request::Cancel { job: id }).await?.message;
             say(io.stdout, &format!("{msg}\n")).await?;
             Ok(EXIT_OK)
         }
@@ -390,15 +391,10 @@ async fn started(
     json: bool,
     io: &mut Io<'_>,
 ) -> Outcome {
-    let before = unit.jobs.list().iter().map(|j| j.id).max();
-    let msg = unit.request(req).await?;
-    let id = unit
-        .jobs
-        .list()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .filter(|id| Some(*id) != before)
+    let answer = unit.request(req).await?;
+    let msg = answer.message;
+    let id = answer
+        .job
         .ok_or_else(|| "the job did not start".to_string())?;
     if wait {
         return wait_job(unit, id, json, io).await;

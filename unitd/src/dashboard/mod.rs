@@ -164,7 +164,7 @@ async fn act(unit: &Arc<Unit>, dash: &mut Dashboard, actions: Vec<Action>) -> bo
         match action {
             Action::Quit => return true,
             Action::Request(req) => match unit.request(req).await {
-                Ok(msg) => dash.show_message(msg),
+                Ok(answer) => dash.show_message(answer.message),
                 Err(msg) => dash.show_message(msg),
             },
         }
