@@ -161,13 +161,11 @@ impl russh_sftp::server::Handler for Sftp {
         let attrs = match self.handles.get(&handle).ok_or_else(bad_handle)? {
             Open::Read(f) => {
                 let md = f.metadata().map_err(io_err)?;
-                let mut a = file_attrs(FileStat {
+                file_attrs(FileStat {
                     size: md.len(),
                     mtime: std::os::unix::fs::MetadataExt::mtime(&md).max(0) as u64,
                     partial: false,
-                });
-                a.size = Some(md.len());
-                a
+                })
             }
             Open::Write { upload, .. } => file_attrs(FileStat {
                 size: upload.len(),

@@ -235,16 +235,16 @@ impl Store {
         let ctx = || format!("reading {}", path.display());
         let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
         let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
-        let mut head = vec![0u8; ImageFormat::DETECT_LEN];
-        let n = read_full(&mut file, &mut head).map_err(|e| StoreError::io(ctx(), e))?;
-        let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
-        let sha256 = upload::hash_reader(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
+        // One pass: the head decides the format and is the start of the hash.
+        let head = read_head(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
+        let sha256 = upload::hash_reader(&mut head.as_slice().chain(&mut file))
+            .map_err(|e| StoreError::io(ctx(), e))?;
         Ok(Entry {
             name: name.to_string(),
             size: md.len(),
             sha256,
             added,
-            format: ImageFormat::detect(&head[..n]),
+            format: ImageFormat::detect(&head),
             role: FileRole::of(name),
             inode: md.ino(),
             mtime_ns: mtime_ns(&md),
@@ -384,14 +384,9 @@ impl Store {
 
     /// Renames a complete file into `images/` and records it.
     fn publish(&self, name: &ImageName, from: &Path, sha256: String) -> Result<Entry> {
-        let head = {
-            let mut head = vec![0u8; ImageFormat::DETECT_LEN];
-            let n = File::open(from)
-                .and_then(|mut f| read_full(&mut f, &mut head))
-                .map_err(|e| StoreError::io(format!("reading {name}"), e))?;
-            head.truncate(n);
-            head
-        };
+        let head = File::open(from)
+            .and_then(|mut f| read_head(&mut f))
+            .map_err(|e| StoreError::io(format!("reading {name}"), e))?;
         let dest = self.path_of(name);
         fs::rename(from, &dest).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
         sync_dir(&self.images).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
@@ -559,6 +554,14 @@ impl Store {
 
 fn mtime_ns(md: &fs::Metadata) -> i128 {
     md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
+}
+
+/// The first bytes of a file, as many as format detection looks at.
+fn read_head(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; ImageFormat::DETECT_LEN];
+    let n = read_full(r, &mut head)?;
+    head.truncate(n);
+    Ok(head)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
