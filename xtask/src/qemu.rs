@@ -62,15 +62,7 @@ pub fn ensure_tools() -> Result<()> {
         ("xorriso", "xorriso"),
         ("ssh", "openssh-client"),
     ])?;
-    if !Path::new(qemu::OVMF_CODE).exists() {
-        util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends", "ovmf"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-    }
-    Ok(())
+    util::ensure_apt_files(&[(qemu::OVMF_CODE, "ovmf")])
 }
 
 /// A small ISO 9660 disc for the CD drive when none is given.

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::util::{self, ensure_apt, root};
+use crate::util::{ensure_apt, ensure_apt_files, root};
 
 /// Programs the tests run, and the Debian package of each.
 pub const NEEDS: &[(&str, &str)] = &[
@@ -37,7 +37,7 @@ pub const NEEDS: &[(&str, &str)] = &[
 pub fn run(args: &[String]) -> Result<()> {
     ensure_apt(NEEDS)?;
     // Firmware for the BIOS/UEFI boot tests (files, not programs).
-    for (file, pkg) in [
+    ensure_apt_files(&[
         ("/usr/share/OVMF/OVMF_CODE.fd", "ovmf"),
         ("/usr/lib/syslinux/mbr/mbr.bin", "syslinux-common"),
         (
@@ -45,16 +45,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "syslinux-common",
         ),
         ("/usr/bin/syslinux", "syslinux"),
-    ] {
-        if !std::path::Path::new(file).exists() {
-            util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-            util::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )?;
-        }
-    }
+    ])?;
     run_counted(
         Command::new("cargo")
             .args(["test", "--workspace"])

@@ -45,13 +45,32 @@ pub fn ensure_apt(needs: &[(&str, &str)]) -> Result<()> {
         .filter(|(prog, _)| !have(prog))
         .map(|(_, pkg)| *pkg)
         .collect();
-    if missing.is_empty() {
+    apt_install(&missing)
+}
+
+/// Installs Debian packages that provide any missing file.
+/// `needs` pairs an absolute path with the package that provides it.
+pub fn ensure_apt_files(needs: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|(file, _)| !std::path::Path::new(file).exists())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    apt_install(&missing)
+}
+
+/// One `apt-get update` and one install for all of `pkgs` (nothing if empty).
+fn apt_install(pkgs: &[&str]) -> Result<()> {
+    let mut pkgs = pkgs.to_vec();
+    pkgs.sort_unstable();
+    pkgs.dedup();
+    if pkgs.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {}", missing.join(" "));
+    eprintln!("xtask: installing {}", pkgs.join(" "));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
+        .args(&pkgs)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
