@@ -88,6 +88,10 @@ fn the_pairing_code_works_only_while_no_key_is_installed_and_only_the_right_one(
         with_key: false,
         ..Options::default()
     });
+    // unitd prints the code just after it starts listening.
+    unit.wait_for("the pairing code in the log", || {
+        unit.log().contains("Pairing code: ")
+    });
     let log = unit.log();
     let code = log
         .split("Pairing code: ")

@@ -85,6 +85,9 @@ fn the_units_own_screen_shows_a_view_only_dashboard_with_the_pairing_code() {
     let s = screen.wait_for("the console dashboard", |s| {
         s.contains("testunit") && s.contains("SHA256:")
     });
+    unit.wait_for("the pairing code in the log", || {
+        unit.log().contains("Pairing code: ")
+    });
     let code = unit
         .log()
         .split("Pairing code: ")
