@@ -115,6 +115,9 @@ pub struct Store {
 #[derive(Default)]
 struct Inner {
     entries: BTreeMap<String, Entry>,
+    /// What the checksum sidecars say, by image name: read from the sidecar
+    /// files whenever the entries change, not on every snapshot.
+    claims: BTreeMap<String, String>,
 }
 
 /// Uploads whose writer thread is alive, by name. The writer removes its own
@@ -206,7 +209,7 @@ impl Store {
             tracing::warn!("{name} is in the catalog but its file is gone: dropped");
         }
         self.lock().entries = entries;
-        self.persist()?;
+        self.entries_changed()?;
         self.clean_partials();
         Ok(())
     }
@@ -249,6 +252,15 @@ impl Store {
             inode: md.ino(),
             mtime_ns: mtime_ns(&md),
         })
+    }
+
+    /// After any change of the entries: re-read the sidecars' claims and
+    /// save the catalog.
+    fn entries_changed(&self) -> Result<()> {
+        let entries = self.lock().entries.clone();
+        let claims = claims(&entries, self);
+        self.lock().claims = claims;
+        self.persist()
     }
 
     fn persist(&self) -> Result<()> {
@@ -403,7 +415,7 @@ impl Store {
             mtime_ns: mtime_ns(&md),
         };
         self.lock().entries.insert(name.to_string(), entry.clone());
-        self.persist()?;
+        self.entries_changed()?;
         tracing::info!(name = %name, size = entry.size, sha256 = %entry.sha256, "image stored");
         Ok(entry)
     }
@@ -419,7 +431,7 @@ impl Store {
             }
             self.lock().entries.remove(name.as_str());
             sync_dir(&self.images).map_err(|e| StoreError::io(format!("removing {name}"), e))?;
-            return self.persist();
+            return self.entries_changed();
         }
         if self.upload_active(name) {
             return Err(StoreError::Busy(name.to_string()));
@@ -452,7 +464,7 @@ impl Store {
                 inner.entries.insert(to.to_string(), e);
             }
         }
-        self.persist()
+        self.entries_changed()
     }
 
     /// Space on the store's filesystem.
@@ -523,11 +535,14 @@ fn to_image(e: &Entry) -> Image {
 impl Store {
     /// Complete images (sidecars excluded) by name, with what their sidecars
     /// say folded in (bmap present, expected hash, corrupt flag). This is what
-    /// every front-end lists. Claims are read from the sidecar files each time,
-    /// so an image is flagged whichever arrives first, the image or its checksum. (bmap present, expected
+    /// every front-end lists. Claims are re-read whenever a file arrives,
+    /// leaves or is renamed, so an image is flagged whichever arrives first,
+    /// the image or its checksum.
     pub fn catalog(&self) -> Vec<Image> {
-        let entries = self.lock().entries.clone();
-        let claims = claims(&entries, self);
+        let (entries, claims) = {
+            let inner = self.lock();
+            (inner.entries.clone(), inner.claims.clone())
+        };
         entries
             .values()
             .filter(|e| e.role == FileRole::Image)
