@@ -63,6 +63,9 @@ pub enum Error {
     NoTargetLeft,
     #[error("{0}")]
     Source(String),
+    /// A stream target (a disc burner) failed; its own message names the drive.
+    #[error("{detail}")]
+    Stream { drive: String, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

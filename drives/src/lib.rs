@@ -10,6 +10,7 @@
 //! | [`discover`]`(&DiscoverOptions) -> Vec<Drive>` | every drive from `/sys/block`, with role, eligibility and reason |
 //! | [`check_target`]`(name, &opts) -> Result<Drive>` | the drive if it may be written now, else why not |
 //! | [`copy`]`(&CopyPlan, &CancelToken, &progress) -> CopyReport` | the fan-out writer (read once, write N, verify) |
+//! | [`copy_from`]`(&plan, source, streams, ..)` | the same from any source (a disc) and to [`StreamTarget`]s (disc burners) |
 //! | [`wipe`]`(name, full, &opts, &cancel, &progress)` | erase partition tables and signatures, or every byte |
 //! | [`read_drive`]`(name, out, &opts, &cancel, &progress) -> ReadReport` | drive to a new image file with SHA-256 |
 //! | [`inspect`]`(path) -> ImageInfo` | format by magic bytes and decoded size when recorded |
@@ -55,7 +56,11 @@ pub use error::{Error, Result};
 pub use hotplug::{HotplugListener, Uevent, set_media_poll_interval};
 pub use progress::{CancelToken, Progress};
 pub use read_back::{ReadReport, read_drive};
+pub use source::ImageReader;
 pub use source::{ImageInfo, inspect};
 pub use verify::{content_sha256, drive_sha256, holds_image};
 pub use wipe::wipe;
-pub use write::{CopyPlan, CopyReport, TargetResult, TargetUpdate, copy};
+pub use write::{
+    CopyPlan, CopyReport, StreamDone, StreamInput, StreamTarget, TargetResult, TargetUpdate, copy,
+    copy_from,
+};

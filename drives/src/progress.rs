@@ -32,6 +32,8 @@ pub struct Progress {
     pub bytes_total: Option<u64>,
     pub rate_bps: u64,
     pub eta_secs: Option<u64>,
+    /// Disc burners: the drive's own buffer fill, percent.
+    pub buffer_fill: Option<u8>,
 }
 
 impl Progress {
@@ -42,6 +44,7 @@ impl Progress {
         t.bytes_total = self.bytes_total;
         t.rate_bps = self.rate_bps;
         t.eta_secs = self.eta_secs;
+        t.buffer_fill = self.buffer_fill;
     }
 }
 
@@ -52,6 +55,7 @@ pub(crate) struct Meter<'a> {
     last: Option<Instant>,
     total: Option<u64>,
     done: u64,
+    fill: Option<u8>,
     sink: &'a (dyn Fn(Progress) + Sync),
 }
 
@@ -65,6 +69,7 @@ impl<'a> Meter<'a> {
             last: None,
             total: None,
             done: 0,
+            fill: None,
             sink,
         }
     }
@@ -81,6 +86,20 @@ impl<'a> Meter<'a> {
     /// Counts bytes; reports at most every 250 ms.
     pub fn add(&mut self, n: u64) {
         self.done += n;
+        if self.last.is_none_or(|t| t.elapsed() >= EVERY) {
+            self.report();
+        }
+    }
+
+    /// Sets the absolute position a drive reports itself (disc burners):
+    /// a new phase is reported at once, the rest at most every 250 ms.
+    pub fn set(&mut self, phase: Phase, done: u64, total: Option<u64>, fill: Option<u8>) {
+        self.fill = fill;
+        if phase != self.phase {
+            self.phase(phase, total);
+        }
+        self.total = total;
+        self.done = done;
         if self.last.is_none_or(|t| t.elapsed() >= EVERY) {
             self.report();
         }
@@ -108,6 +127,7 @@ impl<'a> Meter<'a> {
             bytes_total: self.total,
             rate_bps: rate,
             eta_secs: eta,
+            buffer_fill: self.fill,
         });
     }
 }

@@ -250,6 +250,9 @@ pub struct ImageReader {
     file_base: u64,
     decoded: u64,
     info: ImageInfo,
+    /// A device read as a stream (a source disc): its errors are read
+    /// errors, not a corrupt image, and it must deliver all of its size.
+    stream: bool,
 }
 
 impl ImageReader {
@@ -351,7 +354,28 @@ impl ImageReader {
             file_base,
             decoded: 0,
             info,
+            stream: false,
         })
+    }
+
+    /// Content that is not a file in the store: `size` raw bytes from a
+    /// device such as the disc in the source drive (disc-to-disc copies).
+    pub fn from_stream(name: &str, inner: Box<dyn Read + Send>, size: u64) -> ImageReader {
+        ImageReader {
+            inner,
+            raw: None,
+            image: name.to_owned(),
+            file_pos: Arc::new(AtomicU64::new(0)),
+            file_base: 0,
+            decoded: 0,
+            info: ImageInfo {
+                format: ImageFormat::Raw,
+                file_size: size,
+                content_size: Some(size),
+                xz_blocks: None,
+            },
+            stream: true,
+        }
     }
 
     pub fn info(&self) -> &ImageInfo {
@@ -396,6 +420,13 @@ impl ImageReader {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.stream => {
+                    return Err(Error::Source(format!(
+                        "reading {} at byte {}: {e}",
+                        self.image,
+                        self.decoded + done as u64
+                    )));
+                }
                 Err(e) => {
                     let what = if e.kind() == io::ErrorKind::UnexpectedEof {
                         "ends early"
@@ -411,7 +442,10 @@ impl ImageReader {
         }
         self.decoded += done as u64;
         if let Some(want) = self.info.content_size {
-            if done < buf.len() && self.decoded < want && self.info.format.is_compressed() {
+            if done < buf.len()
+                && self.decoded < want
+                && (self.info.format.is_compressed() || self.stream)
+            {
                 return Err(self.corrupt(format!(
                     "ends after {} of {want} decoded bytes",
                     self.decoded

@@ -21,6 +21,7 @@
 //! read-back SHA-256 compared with the content's (or each bmap range with
 //! its checksum), `BLKRRPART`.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -134,6 +135,50 @@ impl CopyReport {
     }
 }
 
+/// A target the engine does not open itself, such as a disc burner: it is
+/// handed the content as a byte stream (the same chunks the drives get, in
+/// order) and reports where it is; the engine adds rate and ETA.
+pub struct StreamTarget {
+    /// Kernel name, for progress and the report.
+    pub name: String,
+    /// Writes the content and, when asked, verifies it. `Err` is a message
+    /// a person can act on ("no disc in sr1").
+    #[allow(clippy::type_complexity)]
+    pub write: Box<dyn FnOnce(StreamInput<'_>) -> std::result::Result<StreamDone, String> + Send>,
+}
+
+impl std::fmt::Debug for StreamTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTarget")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`StreamTarget`] gets to work with.
+pub struct StreamInput<'a> {
+    /// The decoded content, front to back. An error here means the source
+    /// failed or the job was cancelled; the engine reports which.
+    pub content: &'a mut dyn Read,
+    /// Bytes the content holds, when known before reading.
+    pub size: Option<u64>,
+    /// `(phase, bytes done in it, its total, drive buffer fill %)`.
+    pub progress: &'a mut dyn FnMut(Phase, u64, Option<u64>, Option<u8>),
+    pub cancel: &'a CancelToken,
+    /// Read the target back after writing (the plan's `verify`).
+    pub verify: bool,
+}
+
+/// How a [`StreamTarget`] finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamDone {
+    pub bytes_written: u64,
+    pub verified: bool,
+    /// Hex SHA-256 of the content the target received; checked against the
+    /// source's.
+    pub sha256: Option<String>,
+}
+
 /// What the hasher learned about the source, published once.
 #[derive(Clone, Default)]
 struct SourceOutcome {
@@ -184,6 +229,8 @@ struct Job<'a> {
     stalled: Vec<AtomicBool>,
     /// `CopyPlan::content_sha256`, decoded.
     known_sha256: Option<[u8; 32]>,
+    /// Drives and streams: the consumers before the hasher.
+    targets: usize,
 }
 
 /// Copies `plan.image` to every target at once. Blocks until every target
@@ -191,6 +238,26 @@ struct Job<'a> {
 /// arrives on `progress` from the targets' threads.
 pub fn copy(
     plan: &CopyPlan,
+    cancel: &CancelToken,
+    progress: &(dyn Fn(TargetUpdate) + Sync),
+) -> CopyReport {
+    copy_from(
+        plan,
+        ImageReader::open(&plan.image),
+        Vec::new(),
+        cancel,
+        progress,
+    )
+}
+
+/// [`copy`] from any source (a file, or a device such as the disc in the
+/// source drive) to the plan's drives and to `streams` (disc burners). The
+/// report lists the plan's targets first, then the streams, and progress
+/// indexes them the same way.
+pub fn copy_from(
+    plan: &CopyPlan,
+    source: Result<ImageReader>,
+    streams: Vec<StreamTarget>,
     cancel: &CancelToken,
     progress: &(dyn Fn(TargetUpdate) + Sync),
 ) -> CopyReport {
@@ -202,6 +269,7 @@ pub fn copy(
         targets: plan
             .targets
             .iter()
+            .chain(streams.iter().map(|s| &s.name))
             .map(|d| TargetResult {
                 drive: d.clone(),
                 phase: Phase::Failed,
@@ -219,7 +287,7 @@ pub fn copy(
         }
         report.source_error = Some(e);
     };
-    let mut reader = match ImageReader::open(&plan.image) {
+    let mut reader = match source {
         Ok(r) => r,
         Err(e) => {
             fail_all(&mut report, e.to_string());
@@ -265,11 +333,10 @@ pub fn copy(
         write_total: bmap.as_ref().map(BlockMap::mapped_bytes).or(need),
         cancel,
         source: &source,
-        stalled: plan
-            .targets
-            .iter()
+        stalled: (0..plan.targets.len() + streams.len())
             .map(|_| AtomicBool::new(false))
             .collect(),
+        targets: plan.targets.len() + streams.len(),
         known_sha256,
     };
     let depth = plan.queue_depth.max(1);
@@ -282,6 +349,12 @@ pub fn copy(
             let (tx, rx) = bounded(depth);
             sinks.push(Some(tx));
             handles.push(s.spawn(move || target_thread(job, index, name, rx, progress)));
+        }
+        for (i, stream) in streams.into_iter().enumerate() {
+            let (tx, rx) = bounded(depth);
+            sinks.push(Some(tx));
+            let index = plan.targets.len() + i;
+            handles.push(s.spawn(move || stream_thread(job, index, stream, rx, progress)));
         }
         // The bmap's checksums are checked on the source even without a
         // read-back, as bmaptool does.
@@ -386,7 +459,7 @@ fn read_source(
     pool: &mut Pool,
     sinks: &mut [Option<Tx<Arc<Chunk>>>],
 ) -> Result<()> {
-    let targets = job.plan.targets.len();
+    let targets = job.targets;
     let send = |sinks: &mut [Option<Tx<Arc<Chunk>>>], c: Arc<Chunk>| -> Result<()> {
         if job.cancel.is_cancelled() {
             return Err(Error::Cancelled);
@@ -493,6 +566,31 @@ fn target_thread(
     rx: Rx<Arc<Chunk>>,
     progress: &(dyn Fn(TargetUpdate) + Sync),
 ) -> TargetResult {
+    run_target(index, name, progress, |meter, res| {
+        write_target(job, index, name, rx, meter, res)
+    })
+}
+
+fn stream_thread(
+    job: &Job,
+    index: usize,
+    target: StreamTarget,
+    rx: Rx<Arc<Chunk>>,
+    progress: &(dyn Fn(TargetUpdate) + Sync),
+) -> TargetResult {
+    let name = target.name.clone();
+    run_target(index, &name, progress, |meter, res| {
+        write_stream(job, index, target, rx, meter, res)
+    })
+}
+
+/// One target's thread: its progress, its result, and how it ended.
+fn run_target(
+    index: usize,
+    name: &str,
+    progress: &(dyn Fn(TargetUpdate) + Sync),
+    body: impl FnOnce(&mut Meter, &mut TargetResult) -> Result<()>,
+) -> TargetResult {
     let sink = |p: Progress| {
         progress(TargetUpdate {
             index,
@@ -510,8 +608,7 @@ fn target_thread(
         skipped: false,
         sha256: None,
     };
-    let outcome = write_target(job, index, name, rx, &mut meter, &mut res);
-    if let Err(e) = outcome {
+    if let Err(e) = body(&mut meter, &mut res) {
         res.phase = if matches!(e, Error::Cancelled) {
             Phase::Cancelled
         } else {
@@ -526,8 +623,148 @@ fn target_thread(
         bytes_total: None,
         rate_bps: 0,
         eta_secs: None,
+        buffer_fill: None,
     });
     res
+}
+
+/// Why the chunks stopped coming to target `index`: a cancel, the target
+/// taking nothing for too long, or the source failing.
+fn aborted(job: &Job, index: usize, drive: &str, reason: String) -> Error {
+    if job.cancel.is_cancelled() {
+        Error::Cancelled
+    } else if job
+        .stalled
+        .get(index)
+        .is_some_and(|f| f.load(Ordering::Relaxed))
+    {
+        Error::Stalled {
+            drive: drive.to_owned(),
+            secs: job.plan.stall_timeout.as_secs(),
+        }
+    } else {
+        Error::Source(reason)
+    }
+}
+
+/// The chunks of one consumer's queue as a byte stream.
+struct ContentStream {
+    rx: Rx<Arc<Chunk>>,
+    current: Option<Arc<Chunk>>,
+    pos: usize,
+    next_offset: u64,
+    ended: bool,
+    /// Why the stream stopped early, as the reader said.
+    aborted: Option<String>,
+}
+
+impl Read for ContentStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(c) = &self.current
+                && self.pos < c.len
+            {
+                let n = out.len().min(c.len - self.pos);
+                out[..n].copy_from_slice(&c.data()[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            self.current = None;
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.pop() {
+                Next::Item(c) => {
+                    if c.offset != self.next_offset {
+                        return Err(std::io::Error::other(format!(
+                            "the content jumps from byte {} to {}",
+                            self.next_offset, c.offset
+                        )));
+                    }
+                    self.next_offset = c.end();
+                    self.current = Some(c);
+                    self.pos = 0;
+                }
+                Next::End => self.ended = true,
+                Next::Aborted(e) => {
+                    self.aborted = Some(e.clone());
+                    return Err(std::io::Error::other(e));
+                }
+            }
+        }
+    }
+}
+
+/// Hands the content to a stream target and checks what it says it got
+/// against the source's hash.
+fn write_stream(
+    job: &Job,
+    index: usize,
+    target: StreamTarget,
+    rx: Rx<Arc<Chunk>>,
+    meter: &mut Meter,
+    res: &mut TargetResult,
+) -> Result<()> {
+    let drive = target.name.clone();
+    meter.phase(Phase::Prepare, None);
+    if job.bmap.is_some() {
+        return Err(Error::Refused {
+            name: drive,
+            reason: "a disc needs the whole image, and this copy writes only the ranges of a .bmap"
+                .into(),
+        });
+    }
+    let mut content = ContentStream {
+        rx,
+        current: None,
+        pos: 0,
+        next_offset: 0,
+        ended: false,
+        aborted: None,
+    };
+    let mut report = |phase: Phase, done: u64, total: Option<u64>, fill: Option<u8>| {
+        meter.set(phase, done, total, fill)
+    };
+    let outcome = (target.write)(StreamInput {
+        content: &mut content,
+        size: job.need,
+        progress: &mut report,
+        cancel: job.cancel,
+        verify: job.plan.verify,
+    });
+    let cut_off = content.aborted.take();
+    // Let the reader go on without this target at once.
+    drop(content);
+    let done = match outcome {
+        Ok(done) => done,
+        Err(detail) => {
+            return Err(match cut_off {
+                Some(reason) => aborted(job, index, &drive, reason),
+                None if job.cancel.is_cancelled() => Error::Cancelled,
+                None => Error::Stream { drive, detail },
+            });
+        }
+    };
+    res.bytes_written = done.bytes_written;
+    res.verified = done.verified;
+    res.sha256 = done.sha256;
+    let src = job.source.wait();
+    if let Some(e) = src.error {
+        return Err(Error::Source(e));
+    }
+    if let (Some(want), Some(got)) = (src.sha256.or(job.known_sha256), &res.sha256)
+        && !hex::encode(want).eq_ignore_ascii_case(got)
+    {
+        res.verified = false;
+        return Err(Error::VerifyMismatch {
+            drive,
+            detail: format!(
+                "it received content with SHA-256 {got}, the image's is {}",
+                hex::encode(want)
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn open_target(job: &Job, name: &str) -> Result<(String, Disk)> {
@@ -629,22 +866,7 @@ fn write_target(
                 meter.add(c.len as u64);
             }
             Next::End => break,
-            Next::Aborted(e) => {
-                return Err(if cancel.is_cancelled() {
-                    Error::Cancelled
-                } else if job
-                    .stalled
-                    .get(index)
-                    .is_some_and(|f| f.load(Ordering::Relaxed))
-                {
-                    Error::Stalled {
-                        drive,
-                        secs: job.plan.stall_timeout.as_secs(),
-                    }
-                } else {
-                    Error::Source(e)
-                });
-            }
+            Next::Aborted(e) => return Err(aborted(job, index, &drive, e)),
         }
     }
     drop(rx);

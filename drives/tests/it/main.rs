@@ -5,5 +5,6 @@ mod discover;
 mod faults;
 mod formats;
 mod hotplug;
+mod streams;
 mod util;
 mod wipe_read;
