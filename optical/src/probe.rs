@@ -133,7 +133,9 @@ pub fn probe(t: &mut dyn Transport) -> Result<DriveInfo> {
 fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)> {
     let block = BLOCK as u64;
     let readable = match mmc.read_capacity() {
-        Ok(c) if c.last_lba > 0 => c.bytes(),
+        // What a rip reads: the ISO volume when there is one.
+        Ok(c) if c.last_lba > 0 => crate::rip::iso_volume_blocks(mmc, c.last_lba + 1)
+            .map_or(c.bytes(), |b| u64::from(b) * block),
         Ok(_) => 0,
         Err(Error::Drive { .. }) => 0,
         Err(e) => return Err(e),

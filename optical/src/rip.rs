@@ -28,6 +28,12 @@ pub struct RipOptions {
     /// Replace blocks that stay unreadable with zeros (and list them)
     /// instead of failing.
     pub zero_fill: bool,
+    /// A disc holding an ISO 9660 filesystem is read to the end of its
+    /// volume, not of the recorded area: burners pad a track (to 16 blocks
+    /// on DVD, 300 KiB on CD, plus unreadable run-out blocks after TAO), and
+    /// the rip of a burned ISO should hash like the ISO (as `isosize` and
+    /// `readom` do).
+    pub iso_size: bool,
     pub timing: Timing,
 }
 
@@ -37,6 +43,7 @@ impl Default for RipOptions {
             retries: 4,
             retry_delay: Duration::from_millis(200),
             zero_fill: false,
+            iso_size: true,
             timing: Timing::default(),
         }
     }
@@ -74,11 +81,16 @@ impl<'a> DiscReader<'a> {
         let mut mmc = Mmc::new(&mut *t);
         wait_ready(&mut mmc, &opts.timing)?;
         let cap = mmc.read_capacity()?;
-        let end = if cap.bytes() <= BLOCK as u64 && cap.last_lba == 0 {
+        let mut end = if cap.bytes() <= BLOCK as u64 && cap.last_lba == 0 {
             0
         } else {
             cap.last_lba + 1
         };
+        if opts.iso_size
+            && let Some(blocks) = iso_volume_blocks(&mut mmc, end)
+        {
+            end = blocks;
+        }
         Ok(DiscReader {
             t,
             opts,
@@ -177,6 +189,22 @@ impl Read for DiscReader<'_> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Blocks of the ISO 9660 volume on the disc (its primary volume
+/// descriptor at LBA 16), when there is one that fits the recorded area.
+pub(crate) fn iso_volume_blocks(mmc: &mut Mmc<'_>, recorded: u32) -> Option<u32> {
+    if recorded <= 16 {
+        return None;
+    }
+    let mut pvd = vec![0u8; BLOCK];
+    mmc.read10(16, &mut pvd).ok()?;
+    if pvd[0] != 1 || &pvd[1..6] != b"CD001" {
+        return None;
+    }
+    // Volume space size, both-endian: the little-endian half.
+    let blocks = u32::from_le_bytes([pvd[80], pvd[81], pvd[82], pvd[83]]);
+    (blocks > 16 && blocks <= recorded).then_some(blocks)
 }
 
 /// Read the whole disc into `out`, hashing it.

@@ -59,6 +59,15 @@ pub struct Flags {
     /// Let the console dashboard start and cancel jobs (default: view only)
     #[arg(long)]
     pub console_control: bool,
+    /// Leave a burned disc in the drive instead of opening the tray
+    #[arg(long)]
+    pub no_eject: bool,
+    /// Simulated optical drives (demos and tests; nothing here can burn a
+    /// real disc): a blank disc type per burner (cd-r, cd-rw, dvd-r, dvd-rw,
+    /// dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE for a reader holding
+    /// a pressed disc of FILE; comma-separated
+    #[arg(long, value_name = "SPEC,...", value_delimiter = ',')]
+    pub simulate_optical: Vec<String>,
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -78,6 +87,9 @@ pub struct FileConfig {
     pub volatile_store: Option<bool>,
     pub console: Option<PathBuf>,
     pub console_control: Option<bool>,
+    /// Open the tray after a burn (default true).
+    pub eject_after_burn: Option<bool>,
+    pub simulate_optical: Option<Vec<String>>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -117,6 +129,10 @@ pub struct Config {
     pub volatile_store: bool,
     pub console: Option<PathBuf>,
     pub console_control: bool,
+    /// Open the tray when a burn is done, so the next blank can go in.
+    pub eject_after_burn: bool,
+    /// `--simulate-optical` specs (see [`crate::optical::Sim`]).
+    pub simulate_optical: Vec<String>,
     pub limits: Limits,
     pub verbose: u8,
 }
@@ -174,6 +190,12 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{key}: must be at least 1")));
             }
         }
+        let simulate_optical = if flags.simulate_optical.is_empty() {
+            file.simulate_optical.unwrap_or_default()
+        } else {
+            flags.simulate_optical
+        };
+        crate::optical::Optical::check_specs(&simulate_optical).map_err(ConfigError::Invalid)?;
         Ok(Config {
             listen: flags
                 .listen
@@ -196,6 +218,8 @@ impl Config {
             volatile_store: flags.volatile_store || file.volatile_store.unwrap_or(false),
             console: flags.console.or(file.console),
             console_control: flags.console_control || file.console_control.unwrap_or(false),
+            eject_after_burn: !flags.no_eject && file.eject_after_burn.unwrap_or(true),
+            simulate_optical,
             limits,
             verbose: flags.verbose,
         })

@@ -1,40 +1,123 @@
 //! Optical drives in the unit model: what the disc in each drive is, and
-//! ripping a source disc into the store (`read sr0 NAME`).
+//! the jobs that use them: burning through the fan-out writer, ripping a
+//! source disc into the store, copying disc to disc, blanking and ejecting.
 //!
-//! The MMC work is the optical crate's; this module only maps it onto the
-//! model (role, media, size) and the store. Probing sends a handful of SCSI
-//! commands, so results are cached and refreshed only every few seconds.
+//! The MMC work is the optical crate's; this module maps it onto the model
+//! (role, media, size, eligibility) and onto the drives crate's stream
+//! targets and sources. Probing sends a handful of SCSI commands, so results
+//! are cached and refreshed only every few seconds.
+//!
+//! With `--simulate-optical`, simulated drives (the optical crate's
+//! [`SimDrive`]) appear next to the real ones as `sim0`, `sim1`, ...: the
+//! one sanctioned simulator, for demos and end-to-end tests, since nothing
+//! here can burn a real disc.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use copyunit_drives::CancelToken;
-use copyunit_model::{Drive, DriveKind, DriveRole, JobTarget};
-use copyunit_optical::{DriveInfo, RipOptions, SgTransport, Transport};
+use copyunit_drives::{CancelToken, ImageReader, StreamDone, StreamInput, StreamTarget};
+use copyunit_model::{Drive, DriveKind, DriveRole, JobTarget, Phase};
+use copyunit_optical::{
+    BurnOptions, DataDir, DiscReader, DriveConfig, DriveInfo, Media, Reply, RipOptions,
+    SgTransport, SimDisc, SimDrive, Timing, Transport,
+};
 
 const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Path prefix of simulated drives in the model.
+const SIM_PATH: &str = "sim:";
 
-/// Last probe of each optical drive.
-#[derive(Default)]
-pub struct Probes(Mutex<HashMap<String, (Instant, Option<DriveInfo>)>>);
+/// The optical drives of the unit: probes of the real ones, and the
+/// simulated ones when configured.
+pub struct Optical {
+    probes: Mutex<HashMap<String, (Instant, Option<DriveInfo>)>>,
+    sims: Vec<Sim>,
+    eject_after_burn: bool,
+}
 
-impl Probes {
-    /// Fills role, media and size of the optical drives in `drives`.
-    /// Drives in `busy` (in a job) keep their last probe.
-    pub fn enrich(&self, drives: &mut [Drive], busy: &HashMap<String, u64>) {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+/// A simulated drive, shared by every job and probe that opens it.
+struct Sim {
+    name: String,
+    drive: Arc<Mutex<SimDrive>>,
+}
+
+impl Optical {
+    /// `sims`: `--simulate-optical` specs, e.g. `dvd+r`, `cd-rw`, `rom=FILE`.
+    pub fn new(sims: &[String], eject_after_burn: bool) -> Result<Optical, String> {
+        let sims = sims
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .enumerate()
+            .map(|(i, spec)| Sim::parse(&format!("sim{i}"), spec.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Optical {
+            probes: Mutex::default(),
+            sims,
+            eject_after_burn,
+        })
+    }
+
+    /// No simulated drives.
+    pub fn none() -> Optical {
+        Optical {
+            probes: Mutex::default(),
+            sims: Vec::new(),
+            eject_after_burn: true,
+        }
+    }
+
+    /// Checks `--simulate-optical` specs without building the drives.
+    pub fn check_specs(specs: &[String]) -> Result<(), String> {
+        for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            match spec.strip_prefix("rom=") {
+                Some(file) if !Path::new(file).is_file() => {
+                    return Err(format!(
+                        "simulate_optical: {spec}: {file} is not a readable file"
+                    ));
+                }
+                Some(_) => {}
+                None if blank_media(spec).is_none() => {
+                    return Err(format!(
+                        "simulate_optical: {spec}: not a disc type (cd-r, cd-rw, dvd-r, dvd-rw, \
+                         dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE"
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the simulated drives to `drives` and fills role, media, size
+    /// and eligibility of every optical drive. Drives in `busy` (in a job)
+    /// keep their last probe: a burn must not be disturbed.
+    pub fn enrich(&self, drives: &mut Vec<Drive>, busy: &HashMap<String, u64>) {
+        for s in &self.sims {
+            drives.push(Drive {
+                name: s.name.clone(),
+                path: format!("{SIM_PATH}{}", s.name),
+                kind: DriveKind::Optical,
+                role: DriveRole::Source,
+                removable: true,
+                logical_sector_size: 2048,
+                physical_sector_size: 2048,
+                reason: Some("an optical drive".into()),
+                ..Drive::default()
+            });
+        }
+        let mut cache = self.probes.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|name, _| drives.iter().any(|d| &d.name == name));
         for d in drives.iter_mut().filter(|d| d.kind == DriveKind::Optical) {
             let stale = cache
                 .get(&d.name)
                 .is_none_or(|(at, _)| at.elapsed() >= PROBE_EVERY);
             if stale && !busy.contains_key(&d.name) {
-                let info = SgTransport::open(&d.path)
-                    .and_then(|mut t| copyunit_optical::probe(&mut t))
+                let info = self
+                    .open(d)
+                    .and_then(|mut t| copyunit_optical::probe(&mut *t).map_err(|e| e.to_string()))
                     .map_err(|e| tracing::debug!("probing {}: {e}", d.name))
                     .ok();
                 cache.insert(d.name.clone(), (Instant::now(), info));
@@ -44,9 +127,224 @@ impl Probes {
             }
         }
     }
+
+    /// Probe these drives again at the next rescan (a job changed their disc).
+    pub fn forget(&self, names: &[String]) {
+        let mut cache = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        for n in names {
+            cache.remove(n);
+        }
+    }
+
+    /// An MMC transport to the drive: SG_IO on its device node, or the
+    /// simulated drive.
+    pub fn open(&self, d: &Drive) -> Result<Box<dyn Transport>, String> {
+        match d.path.strip_prefix(SIM_PATH) {
+            Some(name) => self
+                .sims
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| Box::new(SharedSim(s.drive.clone(), s.name.clone())) as Box<dyn Transport>)
+                .ok_or_else(|| format!("no simulated drive {name}")),
+            None => SgTransport::open(&d.path)
+                .map(|t| Box::new(t) as Box<dyn Transport>)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn timing(&self, d: &Drive) -> Timing {
+        if d.path.starts_with(SIM_PATH) {
+            // The simulator has no clock: waiting would only slow tests.
+            Timing::immediate()
+        } else {
+            Timing::default()
+        }
+    }
+
+    /// The burner as a target of the fan-out writer: it gets the image's
+    /// bytes as they are read, burns them with the sequence its disc needs,
+    /// closes the disc, reads it back and opens the tray (if configured).
+    pub fn burner(&self, d: &Drive) -> Result<StreamTarget, String> {
+        let mut t = self.open(d)?;
+        let opts = BurnOptions {
+            eject: self.eject_after_burn,
+            timing: self.timing(d),
+            ..BurnOptions::default()
+        };
+        let name = d.name.clone();
+        Ok(StreamTarget {
+            name: d.name.clone(),
+            write: Box::new(move |input: StreamInput<'_>| {
+                let size = input.size.ok_or_else(|| {
+                    format!("{name}: the image's size is not known, and a burner needs it first")
+                })?;
+                let opts = BurnOptions {
+                    verify: input.verify,
+                    ..opts
+                };
+                let cancel = input.cancel;
+                let progress = input.progress;
+                let report =
+                    copyunit_optical::burn(&mut *t, input.content, size, &opts, &mut |p| {
+                        progress(p.phase, p.bytes_done, Some(p.bytes_total), p.buffer_fill);
+                        if cancel.is_cancelled() {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok(StreamDone {
+                    bytes_written: report.bytes,
+                    verified: report.verified,
+                    sha256: Some(report.sha256),
+                })
+            }),
+        })
+    }
+
+    /// The disc in `d` as the source of a copy (disc to disc, or disc to
+    /// sticks): read with retries; an unreadable sector fails the copy.
+    pub fn disc_source(&self, d: &Drive) -> Result<ImageReader, String> {
+        let t = self.open(d)?;
+        let opts = RipOptions {
+            timing: self.timing(d),
+            ..RipOptions::default()
+        };
+        let reader = DiscReader::open(t, opts).map_err(|e| e.to_string())?;
+        let size = reader.size();
+        if size == 0 {
+            return Err(format!("the disc in {} holds no data", d.name));
+        }
+        Ok(ImageReader::from_stream(&d.name, Box::new(reader), size))
+    }
+
+    /// Rips the disc in `d` into `out` through MMC READ with retries; an
+    /// unreadable sector fails the rip, naming it.
+    pub fn rip(
+        &self,
+        d: &Drive,
+        out: &Path,
+        cancel: &CancelToken,
+        progress: &(dyn Fn(JobTarget) + Sync),
+    ) -> Result<(u64, String), String> {
+        let mut t = self.open(d)?;
+        let opts = RipOptions {
+            timing: self.timing(d),
+            ..RipOptions::default()
+        };
+        rip_with(&mut *t, out, &opts, cancel, progress)
+    }
+
+    /// Blanks (CD-RW, DVD-RW) or formats (DVD+RW, DVD-RAM, BD-RE) the disc
+    /// in `d`; `full` erases every sector instead of the table of contents.
+    pub fn erase(
+        &self,
+        d: &Drive,
+        full: bool,
+        cancel: &CancelToken,
+        progress: &(dyn Fn(copyunit_drives::Progress) + Sync),
+    ) -> Result<(), String> {
+        let mut t = self.open(d)?;
+        let started = Instant::now();
+        copyunit_optical::erase(&mut *t, full, &self.timing(d), &mut |p| {
+            progress(drive_progress(
+                p.phase,
+                p.bytes_done,
+                p.bytes_total,
+                None,
+                started,
+            ));
+            if cancel.is_cancelled() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    /// Opens the tray (`load` = false) or closes it.
+    pub fn eject(&self, d: &Drive, load: bool) -> Result<(), String> {
+        let mut t = self.open(d)?;
+        let mut mmc = copyunit_optical::Mmc::new(&mut *t);
+        if load {
+            mmc.start_stop(true)
+        } else {
+            mmc.eject()
+        }
+        .map_err(|e| e.to_string())
+    }
 }
 
-/// What a probe says about a drive, in the model's terms.
+impl Sim {
+    fn parse(name: &str, spec: &str) -> Result<Sim, String> {
+        let drive = if let Some(file) = spec.strip_prefix("rom=") {
+            let data = std::fs::read(file)
+                .map_err(|e| format!("--simulate-optical {spec}: cannot read {file}: {e}"))?;
+            let mut d = SimDrive::with_config(name, DriveConfig::reader());
+            d.insert(SimDisc::pressed(Media::DvdRom, &data));
+            d
+        } else {
+            let (media, blocks) = blank_media(spec).ok_or_else(|| {
+                format!(
+                    "--simulate-optical {spec}: not a disc type (cd-r, cd-rw, dvd-r, dvd-rw, \
+                     dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE"
+                )
+            })?;
+            let mut d = SimDrive::new(name);
+            d.insert(SimDisc::blank(media, blocks));
+            d
+        };
+        Ok(Sim {
+            name: name.to_string(),
+            drive: Arc::new(Mutex::new(drive)),
+        })
+    }
+}
+
+/// A blank disc of the named type and its capacity in 2048-byte blocks.
+fn blank_media(name: &str) -> Option<(Media, u32)> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "cd-r" => (Media::CdR, 359_847),
+        "cd-rw" => (Media::CdRw, 359_847),
+        "dvd-r" => (Media::DvdR, 2_298_496),
+        "dvd-rw" => (Media::DvdRwSequential, 2_298_496),
+        "dvd+r" => (Media::DvdPlusR, 2_295_104),
+        "dvd+rw" => (Media::DvdPlusRw, 2_295_104),
+        "dvd-ram" => (Media::DvdRam, 2_236_704),
+        "bd-r" => (Media::BdR, 12_219_392),
+        "bd-re" => (Media::BdRe, 11_826_176),
+        _ => return None,
+    })
+}
+
+/// A simulated drive behind a lock, so probes and jobs can share it as
+/// they would share a real drive.
+struct SharedSim(Arc<Mutex<SimDrive>>, String);
+
+impl Transport for SharedSim {
+    fn device(&self) -> &str {
+        &self.1
+    }
+
+    fn execute(
+        &mut self,
+        name: &'static str,
+        cdb: &[u8],
+        data: DataDir<'_>,
+        timeout: Duration,
+    ) -> copyunit_optical::Result<Reply> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .execute(name, cdb, data, timeout)
+    }
+}
+
+/// What a probe says about a drive, in the model's terms: its role, its
+/// disc, and whether a burn could start now (else why not).
 pub fn apply(d: &mut Drive, info: &DriveInfo) {
     d.role = info.role;
     d.media = info.media.clone();
@@ -59,28 +357,44 @@ pub fn apply(d: &mut Drive, info: &DriveInfo) {
     if d.model.is_none() && !info.inquiry.product.is_empty() {
         d.model = Some(info.inquiry.product.clone());
     }
-    if d.role == DriveRole::Burner {
+    if d.role != DriveRole::Burner {
         d.eligible = false;
-        d.reason = Some("a disc burner: burning from copy jobs is not available yet".into());
+        d.reason = Some("a disc reader: it cannot burn".into());
+        return;
     }
+    let why_not = match &info.media {
+        _ if info.not_ready => Some(format!("the disc in {} is still spinning up", d.name)),
+        None => Some(format!("no disc in {}", d.name)),
+        Some(m) => match m.status.as_str() {
+            "blank" | "formatted" | "unformatted" => None,
+            "appendable" if m.erasable => Some(format!(
+                "the disc in {} is not blank: `wipe {}` blanks it",
+                d.name, d.name
+            )),
+            "appendable" => Some(format!(
+                "the disc in {} is not blank (appendable {}): insert a blank disc",
+                d.name, m.media_type
+            )),
+            _ if m.erasable => Some(format!(
+                "the disc in {} holds data: `wipe {}` blanks it",
+                d.name, d.name
+            )),
+            _ if m.media_type.ends_with("-ROM") => Some(format!(
+                "the disc in {} is a pressed {}: not writable",
+                d.name, m.media_type
+            )),
+            _ => Some(format!("the disc in {} is finalized: not writable", d.name)),
+        },
+    };
+    d.eligible = why_not.is_none();
+    d.reason = why_not;
 }
 
-/// Rips the disc in `drive` (a `/dev/sr*` path) into `out`, through MMC
-/// READ with retries; an unreadable sector fails the rip, naming it.
-pub fn rip_drive(
-    path: &Path,
-    out: &Path,
-    cancel: &CancelToken,
-    progress: &(dyn Fn(JobTarget) + Sync),
-) -> Result<(u64, String), String> {
-    let mut t = SgTransport::open(path).map_err(|e| e.to_string())?;
-    rip_with(&mut t, out, cancel, progress)
-}
-
-/// [`rip_drive`] over any transport (the simulator in tests).
+/// [`Optical::rip`] over any transport (the simulator in tests).
 pub fn rip_with(
     t: &mut dyn Transport,
     out: &Path,
+    opts: &RipOptions,
     cancel: &CancelToken,
     progress: &(dyn Fn(JobTarget) + Sync),
 ) -> Result<(u64, String), String> {
@@ -91,23 +405,11 @@ pub fn rip_with(
         .map_err(|e| format!("{}: {e}", out.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let started = Instant::now();
-    let report = copyunit_optical::rip(t, &mut w, &RipOptions::default(), &mut |p| {
-        let secs = started.elapsed().as_secs_f64();
-        let rate = if secs > 0.5 {
-            (p.bytes_done as f64 / secs) as u64
-        } else {
-            0
-        };
-        progress(JobTarget {
-            drive: String::new(),
-            phase: p.phase,
-            bytes_done: p.bytes_done,
-            bytes_total: Some(p.bytes_total),
-            rate_bps: rate,
-            eta_secs: (rate > 0).then(|| p.bytes_total.saturating_sub(p.bytes_done) / rate),
-            error: None,
-            buffer_fill: p.buffer_fill,
-        });
+    let report = copyunit_optical::rip(t, &mut w, opts, &mut |p| {
+        let d = drive_progress(p.phase, p.bytes_done, p.bytes_total, p.buffer_fill, started);
+        let mut row = JobTarget::default();
+        d.apply(&mut row);
+        progress(row);
         if cancel.is_cancelled() {
             ControlFlow::Break(())
         } else {
@@ -120,34 +422,35 @@ pub fn rip_with(
     Ok((report.bytes, report.sha256))
 }
 
+/// An optical operation's position as the drives crate's progress, with
+/// rate and ETA over the time since `started`.
+fn drive_progress(
+    phase: Phase,
+    done: u64,
+    total: u64,
+    fill: Option<u8>,
+    started: Instant,
+) -> copyunit_drives::Progress {
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.5 {
+        (done as f64 / secs) as u64
+    } else {
+        0
+    };
+    copyunit_drives::Progress {
+        phase,
+        bytes_done: done,
+        bytes_total: Some(total),
+        rate_bps: rate,
+        eta_secs: (rate > 0).then(|| total.saturating_sub(done) / rate),
+        buffer_fill: fill,
+    }
+}
+
 /// True for CD/DVD/BD drives (read through MMC, not as a block device).
 pub fn is_optical(d: &Drive) -> bool {
     d.kind == DriveKind::Optical
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use copyunit_optical::{Media, SimDisc, SimDrive};
-
-    #[test]
-    fn a_source_disc_rips_into_a_file_with_its_sha256() {
-        let data: Vec<u8> = (0..2048 * 300).map(|i| (i * 7 % 251) as u8).collect();
-        let mut sim = SimDrive::with_disc("sr0", SimDisc::pressed(Media::DvdRom, &data));
-        let dir = std::env::temp_dir().join(format!("unitd-rip-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("disc.iso");
-        let _ = std::fs::remove_file(&out);
-        let seen = std::sync::Mutex::new(0u64);
-        let (len, sha) = rip_with(&mut sim, &out, &CancelToken::new(), &|t| {
-            *seen.lock().unwrap() = t.bytes_done
-        })
-        .unwrap();
-        use sha2::Digest;
-        assert_eq!(len, data.len() as u64);
-        assert_eq!(sha, hex::encode(sha2::Sha256::digest(&data)));
-        assert_eq!(std::fs::read(&out).unwrap(), data);
-        assert_eq!(*seen.lock().unwrap(), data.len() as u64);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

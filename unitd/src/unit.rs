@@ -34,7 +34,7 @@ pub struct Unit {
     auto: Mutex<Option<AutoCopy>>,
     /// Drives finished in duplicator mode, waiting to be pulled.
     done_remove: Mutex<HashSet<String>>,
-    probes: crate::optical::Probes,
+    pub optical: crate::optical::Optical,
     pub host_fingerprint: String,
     started: Instant,
     events: Mutex<VecDeque<Event>>,
@@ -48,14 +48,21 @@ impl Unit {
         let (tx, _) = watch::channel(Arc::new(Snapshot::default()));
         let jobs = Jobs::load(&config.store);
         let unit = Arc::new(Unit {
-            config,
             store,
             keys,
             jobs,
             drives: Mutex::new(Vec::new()),
             auto: Mutex::new(None),
             done_remove: Mutex::new(HashSet::new()),
-            probes: crate::optical::Probes::default(),
+            optical: crate::optical::Optical::new(
+                &config.simulate_optical,
+                config.eject_after_burn,
+            )
+            .unwrap_or_else(|e| {
+                tracing::error!("{e}");
+                crate::optical::Optical::none()
+            }),
+            config,
             host_fingerprint,
             started: Instant::now(),
             events: Mutex::new(VecDeque::new()),
@@ -289,7 +296,7 @@ impl Unit {
     /// Discovers the drives again now; reports arrivals and departures.
     pub fn rescan_drives(self: &Arc<Self>) {
         let mut fresh = copyunit_drives::discover(&jobs::discover_options(self));
-        self.probes.enrich(&mut fresh, &self.jobs.busy());
+        self.optical.enrich(&mut fresh, &self.jobs.busy());
         let old = std::mem::replace(
             &mut *self.drives.lock().unwrap_or_else(|p| p.into_inner()),
             fresh.clone(),
@@ -357,12 +364,23 @@ impl Unit {
                             None
                         }
                     };
-                    if event.is_some() {
+                    if let Some(first) = event {
                         // Let a burst (a stick and its partitions) settle first.
                         std::thread::sleep(std::time::Duration::from_millis(150));
+                        let mut events = vec![first];
                         if let Some(l) = &listener {
-                            while let Ok(Some(_)) = l.next(std::time::Duration::from_millis(50)) {}
+                            while let Ok(Some(e)) = l.next(std::time::Duration::from_millis(50)) {
+                                events.push(e);
+                            }
                         }
+                        // A disc inserted or ejected: probe that drive now,
+                        // not when its cached probe runs out.
+                        let discs: Vec<String> = events
+                            .into_iter()
+                            .filter(|e| e.media_change)
+                            .map(|e| e.name)
+                            .collect();
+                        u.optical.forget(&discs);
                     }
                     u.rescan_drives();
                 }

@@ -279,3 +279,45 @@ fn media_events_tell_insert_and_removal() {
     // Polling consumed no unit attention: probing still works normally.
     assert_eq!(probe(&mut d).unwrap().media, None);
 }
+
+/// An ISO 9660 image of `blocks` blocks: a primary volume descriptor at
+/// LBA 16 stating the volume size, the rest pseudo-random.
+fn iso(blocks: u32, seed: u32) -> Vec<u8> {
+    let mut data = image(blocks as usize * 2048, seed);
+    let pvd = &mut data[16 * 2048..17 * 2048];
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
+    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+    data
+}
+
+#[test]
+fn a_burned_iso_rips_to_the_iso_not_to_the_padded_track() {
+    // 41 blocks: a DVD-R pads the track to 48, a CD to 300 blocks (4 s).
+    let data = iso(41, 70);
+    for media in [Media::DvdR, Media::CdR] {
+        let mut d = SimDrive::new("sr1");
+        d.insert(SimDisc::blank(media, 100_000));
+        burn(&mut d, &data[..], data.len() as u64, &opts(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let recorded = probe(&mut d).unwrap();
+        assert_eq!(recorded.readable_bytes, data.len() as u64, "{media:?}");
+        let mut out = Vec::new();
+        let r = rip(&mut d, &mut out, &rip_opts(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(out, data, "{media:?}");
+        assert_eq!(r.sha256, sha(&data));
+        // Asked for the whole recorded area, the padding comes too.
+        let whole = RipOptions {
+            iso_size: false,
+            ..rip_opts()
+        };
+        let reader = DiscReader::open(&mut d, whole).unwrap();
+        assert!(reader.size() > data.len() as u64, "{media:?}");
+    }
+}

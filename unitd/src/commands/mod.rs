@@ -125,7 +125,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Write IMAGE to DRIVE... (kernel name, slot or serial; `all` = every eligible drive)
+    /// Write IMAGE (or the disc in a drive, e.g. sr0) to DRIVE... (kernel name, slot or serial;
+    /// disc burners too; `all` = every eligible drive that is not a burner)
     Copy {
         image: String,
         drives: Vec<String>,
@@ -162,7 +163,8 @@ enum Cmd {
     },
     /// Cancel a running job
     Cancel { id: u64 },
-    /// Erase a drive's partition tables and signatures (--full: every byte)
+    /// Erase a drive's partition tables and signatures (--full: every byte);
+    /// blank or format a rewritable disc (--full: every sector)
     Wipe {
         drive: String,
         #[arg(long)]
@@ -180,6 +182,12 @@ enum Cmd {
         wait: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Open a disc drive's tray (--load closes it); flush and power off a USB drive
+    Eject {
+        drive: String,
+        #[arg(long)]
+        load: bool,
     },
     /// Manage the admin's SSH keys
     Keys {
@@ -373,6 +381,14 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             wait,
             json,
         } => started(unit, Request::Read { drive, name }, wait, json, io).await,
+        Cmd::Eject { drive, load } => {
+            let u = unit.clone();
+            let done = tokio::task::spawn_blocking(move || crate::jobs::eject(&u, &drive, load))
+                .await
+                .map_err(|e| e.to_string())??;
+            say(io.stdout, &format!("{done}\n")).await?;
+            Ok(EXIT_OK)
+        }
         Cmd::Keys { cmd } => keys(unit, cmd, io).await,
         Cmd::Poweroff => power(unit, nix::sys::signal::Signal::SIGUSR2, "powering off", io).await,
         Cmd::Reboot => power(unit, nix::sys::signal::Signal::SIGTERM, "rebooting", io).await,

@@ -66,7 +66,16 @@ impl Jobs {
             .jobs
             .iter()
             .filter(|j| j.state == JobState::Running)
-            .flat_map(|j| j.targets.iter().map(move |t| (t.drive.clone(), j.id)))
+            .flat_map(|j| {
+                // A drive read by a job (read, or a disc-to-disc copy's
+                // source) is as busy as one written.
+                let source = matches!(j.kind, JobKind::Copy | JobKind::Burn | JobKind::Read)
+                    .then(|| (j.source.clone(), j.id));
+                j.targets
+                    .iter()
+                    .map(move |t| (t.drive.clone(), j.id))
+                    .chain(source)
+            })
             .collect()
     }
 
@@ -169,8 +178,25 @@ pub fn discover_options(unit: &Unit) -> DiscoverOptions {
     }
 }
 
-/// Resolves target names (`all` = every eligible target) to drives that may
-/// be written now and are not in another job.
+/// Refuses a drive another job is using.
+fn ensure_free(busy: &HashMap<String, JobId>, d: &Drive) -> Result<(), String> {
+    match busy.get(&d.name) {
+        Some(job) => Err(format!("drive {} is busy with job {job}", d.name)),
+        None => Ok(()),
+    }
+}
+
+/// An optical drive by name, as last probed.
+fn optical_drive(unit: &Unit, name: &str) -> Option<Drive> {
+    let drives = unit.drives_now();
+    copyunit_drives::find(&drives, name)
+        .filter(|d| crate::optical::is_optical(d))
+        .cloned()
+}
+
+/// Resolves target names (`all` = every eligible drive that is not a disc
+/// burner) to drives that may be written now and are not in another job.
+/// Burners come last, as the writer reports them.
 fn resolve_targets(unit: &Unit, names: &[String]) -> Result<Vec<Drive>, String> {
     let opts = discover_options(unit);
     let busy = unit.jobs.busy();
@@ -189,14 +215,20 @@ fn resolve_targets(unit: &Unit, names: &[String]) -> Result<Vec<Drive>, String> 
         return Err("name at least one drive (or `all`)".into());
     }
     for name in names {
-        let d = copyunit_drives::check_target(name, &opts).map_err(|e| e.to_string())?;
-        if let Some(job) = busy.get(&d.name) {
-            return Err(format!("drive {} is busy with job {job}", d.name));
-        }
+        let d = match optical_drive(unit, name) {
+            Some(d) if d.eligible => d,
+            Some(d) => {
+                let why = d.reason.as_deref().unwrap_or("not writable now");
+                return Err(format!("drive {}: {why}: refusing to write", d.name));
+            }
+            None => copyunit_drives::check_target(name, &opts).map_err(|e| e.to_string())?,
+        };
+        ensure_free(&busy, &d)?;
         if !out.iter().any(|o| o.name == d.name) {
             out.push(d);
         }
     }
+    out.sort_by_key(crate::optical::is_optical);
     Ok(out)
 }
 
@@ -221,6 +253,97 @@ pub fn start_auto(
     start_copy_with(unit, &auto.image, &[drive.to_string()], auto.verify, true)
 }
 
+/// What a copy reads: a stored image, or the disc in an optical drive.
+enum Source {
+    Image { path: std::path::PathBuf },
+    Disc(Box<Drive>),
+}
+
+/// A copy's source and what is known of its content before reading it:
+/// `(source, content bytes, content SHA-256, bmap)`.
+type Resolved = (
+    Source,
+    Option<u64>,
+    Option<String>,
+    Option<std::path::PathBuf>,
+);
+
+fn resolve_source(unit: &Unit, image: &str) -> Result<Resolved, String> {
+    let stored = ImageName::new(image)
+        .ok()
+        .and_then(|n| unit.store.image(n.as_str()).map(|i| (n, i)));
+    let Some((name, img)) = stored else {
+        // Not an image: the disc in an optical drive (disc-to-disc copies).
+        if let Some(d) = optical_drive(unit, image) {
+            ensure_free(&unit.jobs.busy(), &d)?;
+            if d.media.is_none() || d.size == 0 {
+                return Err(format!("no readable disc in {}", d.name));
+            }
+            let size = d.size;
+            return Ok((Source::Disc(Box::new(d)), Some(size), None, None));
+        }
+        ImageName::new(image).map_err(|e| e.to_string())?;
+        return Err(format!(
+            "no image named {image} in the store (see `images`)"
+        ));
+    };
+    if let ImageState::Corrupt(why) = &img.state {
+        return Err(format!(
+            "image {image} is flagged corrupt ({why}): refusing to copy it"
+        ));
+    }
+    let path = unit.store.path_of(&name);
+    let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
+    let content = info
+        .content_size
+        .or((!info.format.is_compressed()).then_some(info.file_size));
+    let sha = (!img.format.is_compressed()).then(|| img.sha256.clone());
+    Ok((
+        Source::Image { path },
+        content,
+        sha,
+        unit.store.bmap_for(image),
+    ))
+}
+
+/// Refuses before a byte is written: a target smaller than the content, a
+/// disc without room, a burner with no size to plan the burn by.
+fn check_room(image: &str, content: Option<u64>, drives: &[Drive]) -> Result<(), String> {
+    use copyunit_model::format::bytes;
+    for d in drives {
+        match (crate::optical::is_optical(d), content) {
+            (true, None) => {
+                return Err(format!(
+                    "image {image} is compressed without a recorded size, and burner {} needs the \
+                     size before it starts: upload it uncompressed",
+                    d.name
+                ));
+            }
+            (true, Some(need)) => {
+                let free = d.media.as_ref().map_or(0, |m| m.free_bytes);
+                if free < need {
+                    return Err(format!(
+                        "{image} needs {} but the disc in {} has only {} free: refusing to burn",
+                        bytes(need),
+                        d.name,
+                        bytes(free)
+                    ));
+                }
+            }
+            (false, Some(need)) if d.size < need => {
+                return Err(format!(
+                    "image {image} needs {} but drive {} holds only {}: refusing to write",
+                    bytes(need),
+                    d.name,
+                    bytes(d.size)
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn start_copy_with(
     unit: &Arc<Unit>,
     image: &str,
@@ -228,51 +351,56 @@ fn start_copy_with(
     verify: bool,
     auto: bool,
 ) -> Result<JobId, String> {
-    let name = ImageName::new(image).map_err(|e| e.to_string())?;
-    let img = unit
-        .store
-        .image(name.as_str())
-        .ok_or_else(|| format!("no image named {image} in the store (see `images`)"))?;
-    if let ImageState::Corrupt(why) = &img.state {
+    let (source, content, sha256, bmap) = resolve_source(unit, image)?;
+    let drives = resolve_targets(unit, targets)?;
+    if let Source::Disc(src) = &source
+        && drives.iter().any(|d| d.name == src.name)
+    {
         return Err(format!(
-            "image {image} is flagged corrupt ({why}): refusing to copy it"
+            "{} is the source of this copy: it cannot be a target too",
+            src.name
         ));
     }
-    let drives = resolve_targets(unit, targets)?;
-    let path = unit.store.path_of(&name);
-    let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
-    let content = info
-        .content_size
-        .or((!info.format.is_compressed()).then_some(info.file_size));
-    if let Some(need) = content {
-        for d in &drives {
-            if d.size < need {
-                return Err(format!(
-                    "image {image} needs {} but drive {} holds only {}: refusing to write",
-                    copyunit_model::format::bytes(need),
-                    d.name,
-                    copyunit_model::format::bytes(d.size)
-                ));
-            }
-        }
-    }
-    let mut plan = CopyPlan::new(&path, drives.iter().map(|d| d.name.clone()).collect());
+    check_room(image, content, &drives)?;
+    let (burners, blocks): (Vec<Drive>, Vec<Drive>) =
+        drives.iter().cloned().partition(crate::optical::is_optical);
+    let path = match &source {
+        Source::Image { path, .. } => path.clone(),
+        Source::Disc(d) => std::path::PathBuf::from(&d.path),
+    };
+    let mut plan = CopyPlan::new(&path, blocks.iter().map(|d| d.name.clone()).collect());
     plan.verify = verify;
     plan.discover = discover_options(unit);
-    plan.bmap = unit.store.bmap_for(image);
-    if !img.format.is_compressed() {
-        plan.content_sha256 = Some(img.sha256.clone());
-        if auto {
-            plan.skip_if_holds = Some((img.size, img.sha256.clone()));
+    // A disc needs the whole image: no bmap when burning.
+    plan.bmap = bmap.filter(|_| burners.is_empty());
+    if let Some(sha) = &sha256 {
+        plan.content_sha256 = Some(sha.clone());
+        if auto && let Some(len) = content {
+            plan.skip_if_holds = Some((len, sha.clone()));
         }
     }
-    let (id, cancel) = unit
-        .jobs
-        .add(JobKind::Copy, image, verify, &drives, content);
+    let streams = burners
+        .iter()
+        .map(|d| unit.optical.burner(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = if blocks.is_empty() {
+        JobKind::Burn
+    } else {
+        JobKind::Copy
+    };
+    let (id, cancel) = unit.jobs.add(kind, image, verify, &drives, content);
     let list: Vec<String> = drives.iter().map(|d| d.name.clone()).collect();
     unit.event(
         EventKind::JobStarted,
-        format!("job {id}: writing {image} to {}", list.join(", ")),
+        format!(
+            "job {id}: {} {image} to {}",
+            if kind == JobKind::Burn {
+                "burning"
+            } else {
+                "writing"
+            },
+            list.join(", ")
+        ),
     );
     let u = unit.clone();
     spawn(format!("job {id}"), move || {
@@ -284,7 +412,14 @@ fn start_copy_with(
             });
             u.changed();
         };
-        let report = copyunit_drives::copy(&plan, &cancel, &progress);
+        let reader = match &source {
+            Source::Image { path, .. } => copyunit_drives::ImageReader::open(path),
+            Source::Disc(d) => u
+                .optical
+                .disc_source(d)
+                .map_err(copyunit_drives::Error::Source),
+        };
+        let report = copyunit_drives::copy_from(&plan, reader, streams, &cancel, &progress);
         u.jobs.update(id, |job| {
             for (t, r) in job.targets.iter_mut().zip(&report.targets) {
                 t.phase = r.phase;
@@ -294,6 +429,15 @@ fn start_copy_with(
                 }
             }
         });
+        if !burners.is_empty() || matches!(source, Source::Disc(_)) {
+            // The discs changed (burned, ejected): probe them afresh.
+            let mut names: Vec<String> = burners.iter().map(|d| d.name.clone()).collect();
+            if let Source::Disc(d) = &source {
+                names.push(d.name.clone());
+            }
+            u.optical.forget(&names);
+            u.rescan_drives();
+        }
         announce(&u, id, report.source_error.clone());
         if auto {
             for r in report.targets.iter().filter(|r| r.phase == Phase::Done) {
@@ -308,15 +452,30 @@ fn start_copy_with(
     Ok(id)
 }
 
-/// Starts erasing a drive's partition tables and signatures (or all of it).
+/// Starts erasing a drive's partition tables and signatures (or all of it);
+/// for a rewritable disc, blanking or formatting it.
 pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, String> {
-    let drives = resolve_targets(unit, &[drive.to_string()])?;
-    let d = drives[0].clone();
+    let d = match optical_drive(unit, drive) {
+        Some(d) => {
+            ensure_free(&unit.jobs.busy(), &d)?;
+            match &d.media {
+                None => return Err(format!("no disc in {}", d.name)),
+                Some(m) if !m.erasable => {
+                    return Err(format!(
+                        "the {} in {} cannot be erased (not a rewritable disc)",
+                        m.media_type, d.name
+                    ));
+                }
+                Some(_) => d,
+            }
+        }
+        None => resolve_targets(unit, &[drive.to_string()])?.remove(0),
+    };
     let (id, cancel) = unit.jobs.add(
         JobKind::Wipe,
         if full { "wipe --full" } else { "wipe" },
         false,
-        &drives,
+        std::slice::from_ref(&d),
         None,
     );
     unit.event(
@@ -330,8 +489,17 @@ pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, St
             u.jobs.update(id, |job| p.apply(&mut job.targets[0]));
             u.changed();
         };
-        let r = copyunit_drives::wipe(&d.name, full, &opts, &cancel, &progress);
-        settle_single(&u, id, r.map(|_| ()), &cancel);
+        let r = if crate::optical::is_optical(&d) {
+            let r = u.optical.erase(&d, full, &cancel, &progress);
+            u.optical.forget(std::slice::from_ref(&d.name));
+            u.rescan_drives();
+            r
+        } else {
+            copyunit_drives::wipe(&d.name, full, &opts, &cancel, &progress)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        settle_single(&u, id, r, &cancel);
     });
     Ok(id)
 }
@@ -345,13 +513,13 @@ pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, St
         ));
     }
     let opts = discover_options(unit);
-    let drives = copyunit_drives::discover(&opts);
-    let d = copyunit_drives::find(&drives, drive)
-        .ok_or_else(|| format!("no drive named {drive}"))?
-        .clone();
-    if let Some(job) = unit.jobs.busy().get(&d.name) {
-        return Err(format!("drive {} is busy with job {job}", d.name));
-    }
+    let d = match optical_drive(unit, drive) {
+        Some(d) => d,
+        None => copyunit_drives::find(&copyunit_drives::discover(&opts), drive)
+            .ok_or_else(|| format!("no drive named {drive}"))?
+            .clone(),
+    };
+    ensure_free(&unit.jobs.busy(), &d)?;
     let free = unit.store.usage().free_bytes;
     if d.size > free {
         return Err(format!(
@@ -381,16 +549,16 @@ pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, St
         let tmp = u.store.scratch_path(&image);
         let read = if crate::optical::is_optical(&d) {
             // A disc: MMC READ with retries; unreadable sectors are named.
-            let path = std::path::PathBuf::from(&d.path);
-            crate::optical::rip_drive(&path, &tmp, &cancel, &|t: JobTarget| {
-                u.jobs.update(id, |job| {
-                    let row = &mut job.targets[0];
-                    let drive = std::mem::take(&mut row.drive);
-                    *row = JobTarget { drive, ..t };
-                });
-                u.changed();
-            })
-            .map(|(_, sha)| sha)
+            u.optical
+                .rip(&d, &tmp, &cancel, &|t: JobTarget| {
+                    u.jobs.update(id, |job| {
+                        let row = &mut job.targets[0];
+                        let drive = std::mem::take(&mut row.drive);
+                        *row = JobTarget { drive, ..t };
+                    });
+                    u.changed();
+                })
+                .map(|(_, sha)| sha)
         } else {
             copyunit_drives::read_drive(&d.name, &tmp, &opts, &cancel, &progress)
                 .map(|rep| rep.sha256)
@@ -407,6 +575,44 @@ pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, St
         settle_single(&u, id, r.map(|_| ()), &cancel);
     });
     Ok(id)
+}
+
+/// Opens (or with `load`, closes) a disc drive's tray; flushes a USB
+/// drive and powers its port off, so it can be pulled.
+pub fn eject(unit: &Arc<Unit>, drive: &str, load: bool) -> Result<String, String> {
+    if let Some(d) = optical_drive(unit, drive) {
+        ensure_free(&unit.jobs.busy(), &d)?;
+        unit.optical.eject(&d, load)?;
+        unit.optical.forget(std::slice::from_ref(&d.name));
+        unit.rescan_drives();
+        return Ok(if load {
+            format!("{}: tray closed", d.name)
+        } else {
+            format!("{}: tray open", d.name)
+        });
+    }
+    if load {
+        return Err(format!("{drive}: --load is for disc drives"));
+    }
+    let opts = discover_options(unit);
+    let d = copyunit_drives::check_target(drive, &opts).map_err(|e| e.to_string())?;
+    ensure_free(&unit.jobs.busy(), &d)?;
+    let how = copyunit_drives::power_off(&d.name, &opts).map_err(|e| e.to_string())?;
+    unit.rescan_drives();
+    Ok(match how {
+        copyunit_drives::Released::PoweredOff => {
+            format!("{}: flushed and powered off: remove it", d.name)
+        }
+        copyunit_drives::Released::Detached => {
+            format!("{}: flushed and detached: remove it", d.name)
+        }
+        copyunit_drives::Released::Flushed => {
+            format!(
+                "{}: flushed (this kind of drive cannot be powered off)",
+                d.name
+            )
+        }
+    })
 }
 
 fn settle_single<E: ToString>(u: &Arc<Unit>, id: JobId, r: Result<(), E>, cancel: &CancelToken) {
