@@ -1,6 +1,44 @@
 //! Human-readable renderings shared by the dashboard and the text commands,
 //! so both say "1.5 GiB" and "3m 20s" the same way.
 
+use crate::{Drive, DriveKind, OpticalMedia};
+
+/// What a drive holds, as lists show it: its size, or for an optical
+/// drive its disc ("DVD+R blank, 4.4 GiB free").
+pub fn drive_size(d: &Drive) -> String {
+    match (&d.media, d.kind) {
+        (Some(m), _) => media(m),
+        (None, DriveKind::Optical) => "no disc".into(),
+        (None, _) if d.size == 0 => "no media".into(),
+        _ => bytes(d.size),
+    }
+}
+
+/// A disc: type, state, and the room left or the data it holds
+/// ("CD-RW complete, 600.0 MiB").
+pub fn media(m: &OpticalMedia) -> String {
+    match disc_size(m) {
+        Some(size) => format!("{}, {size}", disc_state(m)),
+        None => disc_state(m),
+    }
+}
+
+/// Type and state of a disc: "DVD+R blank".
+pub fn disc_state(m: &OpticalMedia) -> String {
+    format!("{} {}", m.media_type, m.status)
+}
+
+/// The room left on a disc ("4.4 GiB free"), else the data it holds.
+pub fn disc_size(m: &OpticalMedia) -> Option<String> {
+    if m.free_bytes > 0 {
+        Some(format!("{} free", bytes(m.free_bytes)))
+    } else if m.capacity_bytes > 0 {
+        Some(bytes(m.capacity_bytes))
+    } else {
+        None
+    }
+}
+
 /// Binary units, one decimal: `512 B`, `1.5 KiB`, `7.9 GiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -311,11 +311,14 @@ fn direct_boot_upload_copy_reboot_poweroff() {
             .all(|d| !(d["name"] == "sda" && d["eligible"] == true)),
         "the store disk is offered as a target: {drives}"
     );
+    // The source disc straight to the sticks through SG_IO (read once,
+    // written to both, read back and compared), then the image over it.
+    let cd_name = cd["name"].as_str().expect("cd name").to_string();
+    unit.ok(&format!("copy {cd_name} {} --wait", usb.join(" ")));
     unit.ok(&format!("copy boot-test.img {} --wait", usb.join(" ")));
 
     // The source disc, ripped through SG_IO into the store (patent: copy
     // from the unit's own source disc).
-    let cd_name = cd["name"].as_str().expect("cd name").to_string();
     unit.ok(&format!("read {cd_name} disc.iso --wait"));
     let listed = unit.images();
     assert!(

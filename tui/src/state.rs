@@ -566,7 +566,7 @@ impl Ui {
         let Some(d) = cursor_drive(snap, &mut self.drives) else {
             return;
         };
-        if let Some(why) = not_selectable(d) {
+        if let Some(why) = not_wipeable(d) {
             self.status = Some(format!("{} cannot be wiped: {why}", d.name));
             return;
         }
@@ -717,6 +717,22 @@ pub fn not_selectable(d: &Drive) -> Option<String> {
     None
 }
 
+/// Why `w` cannot wipe this drive: a disc must be rewritable (a disc that
+/// holds data is not a copy target, yet wiping is just what it needs).
+fn not_wipeable(d: &Drive) -> Option<String> {
+    if d.kind != copyunit_model::DriveKind::Optical {
+        return not_selectable(d);
+    }
+    if let Some(job) = d.job {
+        return Some(format!("busy with job #{job}"));
+    }
+    match &d.media {
+        None => Some(format!("no disc in {}", d.name)),
+        Some(m) if !m.erasable => Some(format!("the {} is not rewritable", m.media_type)),
+        Some(_) => None,
+    }
+}
+
 fn check_image_name(name: &str, snap: &Snapshot) -> Result<(), String> {
     if name.is_empty() {
         return Err("type a name for the new image".into());
@@ -748,6 +764,16 @@ fn check_copy(image: &str, targets: &[String], snap: &Snapshot) -> Result<(), St
         };
         if let Some(why) = not_selectable(d) {
             return Err(format!("drive {t} cannot be a target: {why}"));
+        }
+        if let Some(m) = &d.media
+            && d.kind == copyunit_model::DriveKind::Optical
+            && m.free_bytes < need
+        {
+            return Err(format!(
+                "the disc in {t} has only {} free; the image needs {}",
+                format::bytes(m.free_bytes),
+                format::bytes(need)
+            ));
         }
         if d.size < need && d.kind != copyunit_model::DriveKind::Optical {
             return Err(format!(

@@ -71,12 +71,13 @@ pub fn drive_model(d: &Drive) -> String {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
+    // The disc first: a narrow column still shows what is in the drive.
     if let Some(media) = &d.media {
-        let disc = format!("{} {}", media.media_type, media.status);
+        let disc = format::disc_state(media);
         if parts.is_empty() {
             return disc;
         }
-        return format!("{} ({disc})", parts.join(" "));
+        return format!("{disc} · {}", parts.join(" "));
     }
     if parts.is_empty() {
         "-".to_string()
@@ -86,14 +87,13 @@ pub fn drive_model(d: &Drive) -> String {
 }
 
 pub fn drive_size(d: &Drive) -> String {
-    if d.size == 0 {
-        if d.kind == DriveKind::Optical {
-            "no disc".to_string()
-        } else {
-            "no media".to_string()
-        }
-    } else {
-        format::bytes(d.size)
+    // A disc: the room left on it (the model column says "blank"), else
+    // what it holds; the column is narrow.
+    match &d.media {
+        Some(m) if m.free_bytes > 0 => format::bytes(m.free_bytes),
+        Some(m) if m.capacity_bytes > 0 => format::bytes(m.capacity_bytes),
+        Some(_) => "-".into(),
+        None => format::drive_size(d),
     }
 }
 

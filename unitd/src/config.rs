@@ -64,8 +64,8 @@ pub struct Flags {
     pub no_eject: bool,
     /// Simulated optical drives (demos and tests; nothing here can burn a
     /// real disc): a blank disc type per burner (cd-r, cd-rw, dvd-r, dvd-rw,
-    /// dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE for a reader holding
-    /// a pressed disc of FILE; comma-separated
+    /// dvd+r, dvd+rw, dvd-ram, bd-r, bd-re; TYPE:MIB for a smaller disc) or
+    /// rom=FILE for a reader holding a pressed disc of FILE; comma-separated
     #[arg(long, value_name = "SPEC,...", value_delimiter = ',')]
     pub simulate_optical: Vec<String>,
     /// More log output (-v debug, -vv trace)

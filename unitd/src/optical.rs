@@ -33,7 +33,8 @@ const SIM_PATH: &str = "sim:";
 /// The optical drives of the unit: probes of the real ones, and the
 /// simulated ones when configured.
 pub struct Optical {
-    probes: Mutex<HashMap<String, (Instant, Option<DriveInfo>)>>,
+    /// When each drive was last probed (None: probe again) and what it said.
+    probes: Mutex<HashMap<String, (Option<Instant>, Option<DriveInfo>)>>,
     sims: Vec<Sim>,
     eject_after_burn: bool,
 }
@@ -79,12 +80,7 @@ impl Optical {
                     ));
                 }
                 Some(_) => {}
-                None if blank_media(spec).is_none() => {
-                    return Err(format!(
-                        "simulate_optical: {spec}: not a disc type (cd-r, cd-rw, dvd-r, dvd-rw, \
-                         dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE"
-                    ));
-                }
+                None if blank_media(spec).is_none() => return Err(bad_spec(spec)),
                 None => {}
             }
         }
@@ -113,14 +109,9 @@ impl Optical {
         for d in drives.iter_mut().filter(|d| d.kind == DriveKind::Optical) {
             let stale = cache
                 .get(&d.name)
-                .is_none_or(|(at, _)| at.elapsed() >= PROBE_EVERY);
+                .is_none_or(|(at, _)| at.is_none_or(|at| at.elapsed() >= PROBE_EVERY));
             if stale && !busy.contains_key(&d.name) {
-                let info = self
-                    .open(d)
-                    .and_then(|mut t| copyunit_optical::probe(&mut *t).map_err(|e| e.to_string()))
-                    .map_err(|e| tracing::debug!("probing {}: {e}", d.name))
-                    .ok();
-                cache.insert(d.name.clone(), (Instant::now(), info));
+                cache.insert(d.name.clone(), (Some(Instant::now()), self.probe(d)));
             }
             if let Some((_, Some(info))) = cache.get(&d.name) {
                 apply(d, info);
@@ -128,11 +119,34 @@ impl Optical {
         }
     }
 
-    /// Probe these drives again at the next rescan (a job changed their disc).
+    fn probe(&self, d: &Drive) -> Option<DriveInfo> {
+        self.open(d)
+            .and_then(|mut t| copyunit_optical::probe(&mut *t).map_err(|e| e.to_string()))
+            .map_err(|e| tracing::debug!("probing {}: {e}", d.name))
+            .ok()
+    }
+
+    /// Probes these drives now, busy or not: a job that used them calls
+    /// this before it reports, so the acknowledgement never comes with a
+    /// stale view of the discs.
+    pub fn refresh(&self, drives: &[&Drive]) {
+        for d in drives.iter().filter(|d| is_optical(d)) {
+            let info = self.probe(d);
+            self.probes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d.name.clone(), (Some(Instant::now()), info));
+        }
+    }
+
+    /// Probe these drives again at the next rescan (a disc went in or out);
+    /// a drive in a job keeps showing what it showed.
     pub fn forget(&self, names: &[String]) {
         let mut cache = self.probes.lock().unwrap_or_else(|p| p.into_inner());
         for n in names {
-            cache.remove(n);
+            if let Some(entry) = cache.get_mut(n) {
+                entry.0 = None;
+            }
         }
     }
 
@@ -287,12 +301,7 @@ impl Sim {
             d.insert(SimDisc::pressed(Media::DvdRom, &data));
             d
         } else {
-            let (media, blocks) = blank_media(spec).ok_or_else(|| {
-                format!(
-                    "--simulate-optical {spec}: not a disc type (cd-r, cd-rw, dvd-r, dvd-rw, \
-                     dvd+r, dvd+rw, dvd-ram, bd-r, bd-re) or rom=FILE"
-                )
-            })?;
+            let (media, blocks) = blank_media(spec).ok_or_else(|| bad_spec(spec))?;
             let mut d = SimDrive::new(name);
             d.insert(SimDisc::blank(media, blocks));
             d
@@ -304,8 +313,28 @@ impl Sim {
     }
 }
 
-/// A blank disc of the named type and its capacity in 2048-byte blocks.
-fn blank_media(name: &str) -> Option<(Media, u32)> {
+fn bad_spec(spec: &str) -> String {
+    format!(
+        "simulate_optical: {spec}: not a disc type (cd-r, cd-rw, dvd-r, dvd-rw, dvd+r, dvd+rw, \
+         dvd-ram, bd-r, bd-re; TYPE:MIB for a smaller disc) or rom=FILE"
+    )
+}
+
+/// A blank disc of the named type (`dvd+r`, or `cd-r:2` for a 2 MiB disc)
+/// and its capacity in 2048-byte blocks.
+fn blank_media(spec: &str) -> Option<(Media, u32)> {
+    let (name, mib) = match spec.split_once(':') {
+        Some((name, mib)) => (name, Some(mib.parse::<u32>().ok().filter(|m| *m > 0)?)),
+        None => (spec, None),
+    };
+    let (media, full) = full_media(name)?;
+    Some((
+        media,
+        mib.map_or(full, |m| (m.saturating_mul(512)).min(full)),
+    ))
+}
+
+fn full_media(name: &str) -> Option<(Media, u32)> {
     Some(match name.to_ascii_lowercase().as_str() {
         "cd-r" => (Media::CdR, 359_847),
         "cd-rw" => (Media::CdRw, 359_847),

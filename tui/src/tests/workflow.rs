@@ -491,3 +491,63 @@ fn the_units_answer_shows_on_the_footer_until_the_next_key() {
     c.type_keys(b"j", &snap);
     assert!(!c.shows("copy refused"));
 }
+
+#[test]
+fn discs_show_their_media_and_only_rewritable_ones_can_be_wiped() {
+    let burner = |name: &str, media: copyunit_model::OpticalMedia| {
+        let mut d = drive(name, "-", "PLEXTOR DVDR PX-891SA", 0);
+        d.kind = DriveKind::Optical;
+        d.role = DriveRole::Burner;
+        d.media = Some(media);
+        d
+    };
+    let mut cdrw = burner(
+        "sr1",
+        copyunit_model::OpticalMedia {
+            media_type: "CD-RW".into(),
+            status: "complete".into(),
+            erasable: true,
+            capacity_bytes: 600 * MIB,
+            free_bytes: 0,
+        },
+    );
+    cdrw.eligible = false;
+    cdrw.reason = Some("the disc in sr1 holds data: `wipe sr1` blanks it".into());
+    let dvd = burner(
+        "sr2",
+        copyunit_model::OpticalMedia {
+            media_type: "DVD+R".into(),
+            status: "blank".into(),
+            erasable: false,
+            capacity_bytes: 4482 * MIB,
+            free_bytes: 4482 * MIB,
+        },
+    );
+    let mut snap = unit();
+    snap.drives.extend([cdrw, dvd]);
+    let mut c = Client::at(120, 30);
+    c.type_keys(TAB, &snap);
+    assert!(c.shows("CD-RW complete · PLEXTOR"));
+    assert!(c.shows("DVD+R blank · PLEXTOR"));
+    assert!(c.shows("4.4 GiB"));
+
+    // The CD-RW is no copy target, yet wiping is what it needs.
+    for _ in 0..4 {
+        c.type_keys(DOWN, &snap);
+    }
+    c.type_keys(b"w", &snap);
+    assert!(c.shows("Wipe this drive?"));
+    assert_eq!(
+        request(c.type_keys(b"y", &snap)),
+        Request::Wipe {
+            drive: "sr1".into(),
+            full: false
+        }
+    );
+    // A write-once disc cannot be wiped (the request moved the focus to
+    // the jobs).
+    c.type_keys(BACKTAB, &snap);
+    c.type_keys(DOWN, &snap);
+    assert_eq!(c.type_keys(b"w", &snap), []);
+    assert!(c.shows("sr2 cannot be wiped: the DVD+R is not rewritable"));
+}

@@ -111,7 +111,7 @@ pub fn drives(drives: &[Drive]) -> String {
                 d.slot.clone().unwrap_or_else(|| "-".into()),
                 format!("{:?}", d.kind).to_lowercase(),
                 format!("{:?}", d.role).to_lowercase(),
-                bytes(d.size),
+                copyunit_model::format::drive_size(d),
                 [d.vendor.as_deref(), d.model.as_deref()]
                     .into_iter()
                     .flatten()
@@ -200,7 +200,10 @@ pub fn job(j: &Job) -> String {
     let kind = format!("{:?}", j.kind).to_lowercase();
     let st = format!("{:?}", j.state).to_lowercase();
     let mut out = format!("job {} ({kind} {}): {st}\n", j.id, j.source);
-    if j.kind == copyunit_model::JobKind::Copy {
+    if matches!(
+        j.kind,
+        copyunit_model::JobKind::Copy | copyunit_model::JobKind::Burn
+    ) {
         out += &format!("verify {}\n", if j.verify { "on" } else { "off" });
     }
     let done = match (j.kind, j.verify) {
@@ -208,7 +211,8 @@ pub fn job(j: &Job) -> String {
         (copyunit_model::JobKind::Copy, false) => "written (not verified)",
         (copyunit_model::JobKind::Wipe, _) => "wiped",
         (copyunit_model::JobKind::Read, _) => "read into the store",
-        (copyunit_model::JobKind::Burn, _) => "burned",
+        (copyunit_model::JobKind::Burn, true) => "burned and verified",
+        (copyunit_model::JobKind::Burn, false) => "burned (not verified)",
     };
     let rows: Vec<Vec<String>> = j
         .targets

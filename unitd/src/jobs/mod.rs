@@ -429,13 +429,10 @@ fn start_copy_with(
                 }
             }
         });
-        if !burners.is_empty() || matches!(source, Source::Disc(_)) {
-            // The discs changed (burned, ejected): probe them afresh.
-            let mut names: Vec<String> = burners.iter().map(|d| d.name.clone()).collect();
-            if let Source::Disc(d) = &source {
-                names.push(d.name.clone());
-            }
-            u.optical.forget(&names);
+        if !burners.is_empty() {
+            // The discs changed (burned, ejected): show them as they are
+            // now before acknowledging.
+            u.optical.refresh(&burners.iter().collect::<Vec<_>>());
             u.rescan_drives();
         }
         announce(&u, id, report.source_error.clone());
@@ -491,7 +488,7 @@ pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, St
         };
         let r = if crate::optical::is_optical(&d) {
             let r = u.optical.erase(&d, full, &cancel, &progress);
-            u.optical.forget(std::slice::from_ref(&d.name));
+            u.optical.refresh(&[&d]);
             u.rescan_drives();
             r
         } else {
@@ -583,7 +580,7 @@ pub fn eject(unit: &Arc<Unit>, drive: &str, load: bool) -> Result<String, String
     if let Some(d) = optical_drive(unit, drive) {
         ensure_free(&unit.jobs.busy(), &d)?;
         unit.optical.eject(&d, load)?;
-        unit.optical.forget(std::slice::from_ref(&d.name));
+        unit.optical.refresh(&[&d]);
         unit.rescan_drives();
         return Ok(if load {
             format!("{}: tray closed", d.name)
