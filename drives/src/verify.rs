@@ -15,9 +15,18 @@ use crate::error::{Error, Result};
 use crate::progress::CancelToken;
 use crate::source::ImageReader;
 
-/// Read-back buffers: two small ones per drive, because every target
-/// verifies at once.
-const READ_BUF: usize = 1 << 20;
+/// Read-back buffer size for one drive alone: 4 MiB reads keep the reader
+/// ahead of SHA-NI (1 MiB reads measured 1.2 GB/s, 4 MiB 1.5 GB/s here).
+const READ_BUF: usize = 4 << 20;
+/// Memory all drives of a copy may use for read-back buffers together
+/// (two per drive): with many drives each gets smaller ones.
+const READ_BUDGET: usize = 32 << 20;
+
+/// The read-back buffer size for each of `drives` drives verifying at once.
+pub(crate) fn read_buf_for(drives: usize) -> usize {
+    let each = READ_BUDGET / (2 * drives.max(1));
+    (each & !((1 << 20) - 1)).clamp(1 << 20, READ_BUF)
+}
 
 /// Feeds the bytes of `disk` in `range` into `h`. The start must be
 /// sector aligned; a length ending mid-sector reads the whole sector.
@@ -29,13 +38,14 @@ pub(crate) fn hash_range(
     range: std::ops::Range<u64>,
     h: &mut Sha256,
     cancel: &CancelToken,
+    buf_len: usize,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let sector = u64::from(disk.logical_sector_size());
     let (full_tx, full_rx) = sync_channel::<(AlignedBuf, usize)>(1);
     let (free_tx, free_rx) = channel::<AlignedBuf>();
     for _ in 0..2 {
-        let _ = free_tx.send(AlignedBuf::zeroed(READ_BUF));
+        let _ = free_tx.send(AlignedBuf::zeroed(buf_len));
     }
     std::thread::scope(|s| {
         let reader = s.spawn(move || -> Result<()> {
@@ -89,7 +99,15 @@ pub fn drive_sha256(path: &Path, len: u64, cancel: &CancelToken) -> Result<Strin
     }
     disk.flush_buffers().ok();
     let mut h = Sha256::new();
-    hash_range(&mut disk, &name, 0..len, &mut h, cancel, &mut |_| {})?;
+    hash_range(
+        &mut disk,
+        &name,
+        0..len,
+        &mut h,
+        cancel,
+        READ_BUF,
+        &mut |_| {},
+    )?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -119,4 +137,20 @@ pub fn content_sha256(image: &Path, cancel: &CancelToken) -> Result<(u64, String
         h.update(&buf[..n]);
     }
     Ok((r.position(), hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_back_buffers_shrink_with_many_drives_within_the_budget() {
+        assert_eq!(read_buf_for(1), 4 << 20);
+        assert_eq!(read_buf_for(4), 4 << 20);
+        assert_eq!(read_buf_for(8), 2 << 20);
+        assert_eq!(read_buf_for(64), 1 << 20);
+        for n in 1..=16 {
+            assert!(2 * n * read_buf_for(n) <= READ_BUDGET.max(2 * n << 20));
+        }
+    }
 }

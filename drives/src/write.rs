@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::progress::{CancelToken, Meter, Progress};
 use crate::queue::{Next, Push, Rx, Tx, bounded};
 use crate::source::ImageReader;
-use crate::verify::hash_range;
+use crate::verify::{hash_range, read_buf_for};
 
 /// Bytes per chunk handed to the drives: large O_DIRECT writes.
 pub const CHUNK: usize = 4 << 20;
@@ -808,6 +808,8 @@ fn write_target(
     res: &mut TargetResult,
 ) -> Result<()> {
     let cancel = job.cancel;
+    // Block drives of this copy verify at the same time: share the budget.
+    let read_buf = read_buf_for(job.plan.targets.len());
     meter.phase(Phase::Prepare, None);
     let (drive, mut disk) = open_target(job, name)?;
     let seq_before = disk.diskseq().ok();
@@ -826,7 +828,15 @@ fn write_target(
     {
         let mut h = Sha256::new();
         disk.flush_buffers().ok();
-        hash_range(&mut disk, &drive, 0..*len, &mut h, cancel, &mut |_| {})?;
+        hash_range(
+            &mut disk,
+            &drive,
+            0..*len,
+            &mut h,
+            cancel,
+            read_buf,
+            &mut |_| {},
+        )?;
         if hex::encode(h.finalize()).eq_ignore_ascii_case(sha) {
             res.skipped = true;
             res.verified = true;
@@ -908,7 +918,15 @@ fn write_target(
         match job.bmap {
             None => {
                 let mut h = Sha256::new();
-                hash_range(&mut disk, &drive, 0..len, &mut h, cancel, &mut on_bytes)?;
+                hash_range(
+                    &mut disk,
+                    &drive,
+                    0..len,
+                    &mut h,
+                    cancel,
+                    read_buf,
+                    &mut on_bytes,
+                )?;
                 let got: [u8; 32] = h.finalize().into();
                 res.sha256 = Some(hex::encode(got));
                 if let Some(want) = src.sha256.or(job.known_sha256)
@@ -933,6 +951,7 @@ fn write_target(
                         r.offset..r.offset + r.len,
                         &mut h,
                         cancel,
+                        read_buf,
                         &mut on_bytes,
                     )?;
                     let got: [u8; 32] = h.finalize().into();
