@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(read_buf_for(8), 2 << 20);
         assert_eq!(read_buf_for(64), 1 << 20);
         for n in 1..=16 {
-            assert!(2 * n * read_buf_for(n) <= READ_BUDGET.max(2 * n << 20));
+            assert!(2 * n * read_buf_for(n) <= READ_BUDGET.max((2 * n) << 20));
         }
     }
 }
