@@ -33,11 +33,13 @@ const SIM_PATH: &str = "sim:";
 /// The optical drives of the unit: probes of the real ones, and the
 /// simulated ones when configured.
 pub struct Optical {
-    /// When each drive was last probed (None: probe again) and what it said.
-    probes: Mutex<HashMap<String, (Option<Instant>, Option<DriveInfo>)>>,
+    probes: Mutex<HashMap<String, Probe>>,
     sims: Vec<Sim>,
     eject_after_burn: bool,
 }
+
+/// When a drive was last probed (None: probe again) and what it said.
+type Probe = (Option<Instant>, Option<DriveInfo>);
 
 /// A simulated drive, shared by every job and probe that opens it.
 struct Sim {

@@ -24,6 +24,8 @@ use history::History;
 struct State {
     jobs: Vec<Job>,
     cancels: HashMap<JobId, CancelToken>,
+    /// Drives running jobs read from, besides the ones they write.
+    reading: HashMap<JobId, String>,
     next_id: JobId,
 }
 
@@ -40,6 +42,7 @@ impl Jobs {
             state: Mutex::new(State {
                 jobs,
                 cancels: HashMap::new(),
+                reading: HashMap::new(),
                 next_id,
             }),
             history,
@@ -62,20 +65,14 @@ impl Jobs {
 
     /// Drives in use by running jobs, with the job id.
     pub fn busy(&self) -> HashMap<String, JobId> {
-        self.lock()
-            .jobs
+        let st = self.lock();
+        st.jobs
             .iter()
             .filter(|j| j.state == JobState::Running)
-            .flat_map(|j| {
-                // A drive read by a job (read, or a disc-to-disc copy's
-                // source) is as busy as one written.
-                let source = matches!(j.kind, JobKind::Copy | JobKind::Burn | JobKind::Read)
-                    .then(|| (j.source.clone(), j.id));
-                j.targets
-                    .iter()
-                    .map(move |t| (t.drive.clone(), j.id))
-                    .chain(source)
-            })
+            .flat_map(|j| j.targets.iter().map(move |t| (t.drive.clone(), j.id)))
+            // A drive a job reads (a disc copied to other discs) is as busy
+            // as one it writes.
+            .chain(st.reading.iter().map(|(id, d)| (d.clone(), *id)))
             .collect()
     }
 
@@ -91,6 +88,8 @@ impl Jobs {
         self.history.save(&st.jobs, st.next_id);
     }
 
+    /// Records a running job; `reads` is a drive it reads from (a source
+    /// disc), busy until the job ends like the drives it writes.
     fn add(
         &self,
         kind: JobKind,
@@ -98,10 +97,14 @@ impl Jobs {
         verify: bool,
         drives: &[Drive],
         total: Option<u64>,
+        reads: Option<&Drive>,
     ) -> (JobId, CancelToken) {
         let mut st = self.lock();
         let id = st.next_id;
         st.next_id += 1;
+        if let Some(d) = reads {
+            st.reading.insert(id, d.name.clone());
+        }
         st.jobs.push(Job {
             id,
             kind,
@@ -138,6 +141,7 @@ impl Jobs {
     fn finish(&self, id: JobId, error: Option<String>) -> Option<Job> {
         let mut st = self.lock();
         st.cancels.remove(&id);
+        st.reading.remove(&id);
         let job = st.jobs.iter_mut().find(|j| j.id == id)?;
         job.finished = Some(now());
         job.error = error;
@@ -388,7 +392,11 @@ fn start_copy_with(
     } else {
         JobKind::Copy
     };
-    let (id, cancel) = unit.jobs.add(kind, image, verify, &drives, content);
+    let reads = match &source {
+        Source::Disc(d) => Some(&**d),
+        Source::Image { .. } => None,
+    };
+    let (id, cancel) = unit.jobs.add(kind, image, verify, &drives, content, reads);
     let list: Vec<String> = drives.iter().map(|d| d.name.clone()).collect();
     unit.event(
         EventKind::JobStarted,
@@ -474,6 +482,7 @@ pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, St
         false,
         std::slice::from_ref(&d),
         None,
+        None,
     );
     unit.event(
         EventKind::JobStarted,
@@ -532,6 +541,7 @@ pub fn start_read(unit: &Arc<Unit>, drive: &str, name: &str) -> Result<JobId, St
         false,
         std::slice::from_ref(&d),
         Some(d.size),
+        None,
     );
     unit.event(
         EventKind::JobStarted,
