@@ -86,6 +86,10 @@ pub struct Drive {
     pub reason: Option<String>,
     /// Disc in an optical drive, if any.
     pub media: Option<OpticalMedia>,
+    /// Optical drives: what they can do (`read_dvd`, `read_bd`, `write_cd`,
+    /// `write_dvd`, `write_bd`, `sao`); empty for other drives.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
     /// The job currently using this drive.
     pub job: Option<u64>,
     /// Finished writing in duplicator mode: waiting to be pulled.

@@ -46,6 +46,22 @@ impl Capabilities {
         }
     }
 
+    /// The capabilities as the model lists them (`write_dvd`, `sao`, ...).
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.read_dvd, "read_dvd"),
+            (self.read_bd, "read_bd"),
+            (self.write_cd, "write_cd"),
+            (self.write_dvd, "write_dvd"),
+            (self.write_bd, "write_bd"),
+            (self.sao, "sao"),
+        ]
+        .into_iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
+
     pub fn can_write(&self) -> bool {
         self.write_cd || self.write_dvd || self.write_bd
     }

@@ -379,6 +379,7 @@ impl Transport for SharedSim {
 pub fn apply(d: &mut Drive, info: &DriveInfo) {
     d.role = info.role;
     d.media = info.media.clone();
+    d.capabilities = info.capabilities.names();
     if info.readable_bytes > 0 {
         d.size = info.readable_bytes;
     }

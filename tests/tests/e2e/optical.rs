@@ -83,11 +83,21 @@ fn an_image_burns_to_two_burners_verifies_and_rips_back_identical() {
     assert_eq!(dvd["media"]["media_type"], "DVD+R");
     assert_eq!(dvd["media"]["status"], "blank");
     assert_eq!(cd["media"]["media_type"], "CD-RW");
+    assert!(
+        dvd["capabilities"]
+            .as_array()
+            .is_some_and(|c| c.contains(&Value::from("write_dvd"))),
+        "{dvd}"
+    );
     assert_eq!(rom["role"], "source");
     assert_eq!(rom["eligible"], false);
     assert_eq!(rom["size"], 400 * 2048);
     let text = ok(&unit, "drives");
-    assert!(text.contains("sim0") && text.contains("DVD+R"), "{text}");
+    assert!(
+        text.contains("sim0") && text.contains("DVD+R blank"),
+        "{text}"
+    );
+    assert!(text.contains("writes CD DVD BD"), "{text}");
 
     // Steps 35-38: one image to both burners, verified, acknowledged.
     let img = iso(unit.dir.path(), "debian.iso", 700);

@@ -112,11 +112,7 @@ pub fn drives(drives: &[Drive]) -> String {
                 format!("{:?}", d.kind).to_lowercase(),
                 format!("{:?}", d.role).to_lowercase(),
                 copyunit_model::format::drive_size(d),
-                [d.vendor.as_deref(), d.model.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                model_of(d),
                 state,
             ]
         })
@@ -127,6 +123,24 @@ pub fn drives(drives: &[Drive]) -> String {
     );
     out += &format!("{} drive(s), {targets} writable now\n", drives.len());
     out
+}
+
+/// Vendor and model; for a burner also what it writes ("writes CD DVD BD").
+fn model_of(d: &Drive) -> String {
+    let mut s = [d.vendor.as_deref(), d.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let writes: Vec<&str> = d
+        .capabilities
+        .iter()
+        .filter_map(|c| c.strip_prefix("write_"))
+        .collect();
+    if !writes.is_empty() {
+        s += &format!(" (writes {})", writes.join(" ").to_uppercase());
+    }
+    s
 }
 
 pub fn jobs(jobs: &[Job]) -> String {

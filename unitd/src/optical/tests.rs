@@ -78,6 +78,10 @@ fn simulated_drives_are_listed_with_their_discs_and_eligibility() {
     );
     assert!(m.free_bytes > 4_000_000_000);
     assert_eq!(d[1].media.as_ref().unwrap().media_type, "CD-RW");
+    for c in ["write_cd", "write_dvd", "write_bd", "sao"] {
+        assert!(d[0].capabilities.iter().any(|x| x == c), "{c}: {:?}", d[0]);
+    }
+    assert!(d[2].capabilities.iter().all(|c| !c.starts_with("write_")));
     // The reader holds a pressed disc: a source, never a target.
     assert_eq!(d[2].role, DriveRole::Source);
     assert!(!d[2].eligible);
