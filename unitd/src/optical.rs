@@ -107,6 +107,7 @@ pub fn rip_with(
             eta_secs: (rate > 0).then(|| p.bytes_total.saturating_sub(p.bytes_done) / rate),
             error: None,
             buffer_fill: p.buffer_fill,
+            skipped: false,
         });
         if cancel.is_cancelled() {
             ControlFlow::Break(())

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use copyunit_model::{Drive, DriveRole, Event, EventKind, JobId, Request, Snapshot, UnitInfo};
+use copyunit_model::{
+    Drive, DriveRole, Duplicator, Event, EventKind, JobId, Request, Snapshot, UnitInfo,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
@@ -31,7 +33,10 @@ pub struct Unit {
     pub jobs: Jobs,
     drives: Mutex<Vec<Drive>>,
     /// Duplicator mode: write this image to every drive inserted.
-    auto: Mutex<Option<AutoCopy>>,
+    duplicator: Mutex<Option<Duplicator>>,
+    /// Held for a whole rescan, so two rescans (the watcher's, a command's)
+    /// cannot interleave and report one drive arriving twice.
+    scan: Mutex<()>,
     /// Drives finished in duplicator mode, waiting to be pulled.
     done_remove: Mutex<HashSet<String>>,
     probes: crate::optical::Probes,
@@ -53,7 +58,8 @@ impl Unit {
             keys,
             jobs,
             drives: Mutex::new(Vec::new()),
-            auto: Mutex::new(None),
+            duplicator: Mutex::new(None),
+            scan: Mutex::new(()),
             done_remove: Mutex::new(HashSet::new()),
             probes: crate::optical::Probes::default(),
             host_fingerprint,
@@ -151,6 +157,23 @@ impl Unit {
                     format!("job {id} started: reading {drive} into {name}"),
                 ))
             }
+            Request::StartDuplicator { image, verify } => {
+                jobs::copyable_image(self, &image)?;
+                self.set_duplicator(Some(Duplicator {
+                    image: image.clone(),
+                    verify,
+                    since: now(),
+                }));
+                Ok(Answer::said(format!(
+                    "duplicator on: every drive inserted from now on gets {image} (verify {})",
+                    if verify { "on" } else { "off" }
+                )))
+            }
+            Request::StopDuplicator => Ok(Answer::said(if self.set_duplicator(None).is_some() {
+                "duplicator off".to_string()
+            } else {
+                "duplicator was not on".to_string()
+            })),
         }
     }
 
@@ -179,6 +202,7 @@ impl Unit {
             uptime_secs: self.started.elapsed().as_secs(),
             pairing: self.keys.pairing(),
             pairing_code: None,
+            duplicator: self.duplicator(),
         }
     }
 
@@ -258,13 +282,6 @@ impl Answer {
     }
 }
 
-/// Duplicator mode settings.
-#[derive(Debug, Clone)]
-pub struct AutoCopy {
-    pub image: String,
-    pub verify: bool,
-}
-
 impl Unit {
     /// The drives as last discovered, with the jobs using them.
     pub fn drives_now(&self) -> Vec<Drive> {
@@ -288,6 +305,7 @@ impl Unit {
 
     /// Discovers the drives again now; reports arrivals and departures.
     pub fn rescan_drives(self: &Arc<Self>) {
+        let _scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = copyunit_drives::discover(&jobs::discover_options(self));
         self.probes.enrich(&mut fresh, &self.jobs.busy());
         let old = std::mem::replace(
@@ -373,28 +391,42 @@ impl Unit {
     }
 
     /// Duplicator mode: turned on with an image, every drive inserted from
-    /// then on is written and verified.
-    pub fn set_auto(self: &Arc<Self>, auto: Option<AutoCopy>) {
-        *self.auto.lock().unwrap_or_else(|p| p.into_inner()) = auto.clone();
-        match auto {
-            Some(a) => self.event(
+    /// then on is written (and verified). Only [`Unit::request`] calls this,
+    /// after checking the image; returns what was on before.
+    fn set_duplicator(&self, dup: Option<Duplicator>) -> Option<Duplicator> {
+        let before = std::mem::replace(
+            &mut *self.duplicator.lock().unwrap_or_else(|p| p.into_inner()),
+            dup.clone(),
+        );
+        match (&dup, &before) {
+            (Some(d), _) => self.event(
                 EventKind::Info,
-                format!("duplicator mode on: every drive inserted gets {}", a.image),
+                format!(
+                    "duplicator on: every drive inserted gets {} (verify {})",
+                    d.image,
+                    if d.verify { "on" } else { "off" }
+                ),
             ),
-            None => self.event(EventKind::Info, "duplicator mode off"),
+            (None, Some(_)) => self.event(EventKind::Info, "duplicator off"),
+            (None, None) => {}
         }
+        before
     }
 
-    pub fn auto(&self) -> Option<AutoCopy> {
-        self.auto.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Duplicator mode, if on.
+    pub fn duplicator(&self) -> Option<Duplicator> {
+        self.duplicator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn on_arrival(self: &Arc<Self>, d: &Drive) {
-        let Some(auto) = self.auto() else { return };
+        let Some(dup) = self.duplicator() else { return };
         if !d.eligible || d.role != DriveRole::Target || d.size == 0 {
             return;
         }
-        match jobs::start_auto(self, &auto, &d.name) {
+        match jobs::start_auto(self, &dup, &d.name) {
             Ok(id) => tracing::info!("duplicator: job {id} for {}", d.name),
             Err(e) => self.event(EventKind::Warning, format!("duplicator: {}: {e}", d.name)),
         }

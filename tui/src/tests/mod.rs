@@ -88,6 +88,7 @@ fn unit() -> Snapshot {
             uptime_secs: 3 * 3600 + 5 * 60,
             pairing: false,
             pairing_code: None,
+            duplicator: None,
         },
         drives: vec![
             sda,
@@ -155,6 +156,7 @@ fn target(drive: &str, phase: Phase, done: u64, total: u64) -> JobTarget {
         },
         error: None,
         buffer_fill: None,
+        skipped: false,
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, TargetUpdate};
 use copyunit_model::{
-    Drive, DriveRole, EventKind, ImageState, Job, JobId, JobKind, JobState, JobTarget, Phase,
+    Drive, DriveRole, Duplicator, EventKind, Image, ImageState, Job, JobId, JobKind, JobState,
+    JobTarget, Phase,
 };
 
 use crate::store::ImageName;
@@ -213,21 +214,13 @@ pub fn start_copy(
 /// Duplicator mode: one job per inserted drive; a drive that already holds
 /// the image is reported done without writing; a finished drive is flushed,
 /// powered off and shown as "done - remove".
-pub fn start_auto(
-    unit: &Arc<Unit>,
-    auto: &crate::unit::AutoCopy,
-    drive: &str,
-) -> Result<JobId, String> {
-    start_copy_with(unit, &auto.image, &[drive.to_string()], auto.verify, true)
+pub fn start_auto(unit: &Arc<Unit>, dup: &Duplicator, drive: &str) -> Result<JobId, String> {
+    start_copy_with(unit, &dup.image, &[drive.to_string()], dup.verify, true)
 }
 
-fn start_copy_with(
-    unit: &Arc<Unit>,
-    image: &str,
-    targets: &[String],
-    verify: bool,
-    auto: bool,
-) -> Result<JobId, String> {
+/// The image `image` if it may be copied: in the store and not flagged
+/// corrupt. The one check behind a copy and the duplicator.
+pub fn copyable_image(unit: &Unit, image: &str) -> Result<(ImageName, Image), String> {
     let name = ImageName::new(image).map_err(|e| e.to_string())?;
     let img = unit
         .store
@@ -238,6 +231,17 @@ fn start_copy_with(
             "image {image} is flagged corrupt ({why}): refusing to copy it"
         ));
     }
+    Ok((name, img))
+}
+
+fn start_copy_with(
+    unit: &Arc<Unit>,
+    image: &str,
+    targets: &[String],
+    verify: bool,
+    auto: bool,
+) -> Result<JobId, String> {
+    let (name, img) = copyable_image(unit, image)?;
     let drives = resolve_targets(unit, targets)?;
     let path = unit.store.path_of(&name);
     let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
@@ -289,6 +293,7 @@ fn start_copy_with(
             for (t, r) in job.targets.iter_mut().zip(&report.targets) {
                 t.phase = r.phase;
                 t.error = r.error.clone();
+                t.skipped = r.skipped;
                 if r.phase == Phase::Done {
                     t.bytes_done = t.bytes_total.unwrap_or(r.bytes_written).max(t.bytes_done);
                 }
@@ -440,11 +445,22 @@ fn announce(u: &Arc<Unit>, id: JobId, error: Option<String>) {
         JobKind::Read => format!("read of {}", names(&job)),
         JobKind::Burn => format!("burn of {} to {}", job.source, names(&job)),
     };
+    let skipped: Vec<&str> = job
+        .targets
+        .iter()
+        .filter(|t| t.skipped)
+        .map(|t| t.drive.as_str())
+        .collect();
+    let held = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} already held it: not written)", skipped.join(", "))
+    };
     match job.state {
         JobState::Done => u.event(
             EventKind::JobDone,
             format!(
-                "job {id} done: {what}{}",
+                "job {id} done: {what}{}{held}",
                 if job.verify { ", verified" } else { "" }
             ),
         ),
