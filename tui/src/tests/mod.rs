@@ -5,6 +5,7 @@
 //! Screens are compared as text, line by line, trailing spaces ignored; a
 //! failing `check` prints the screen it got, ready to paste.
 
+mod duplicator;
 mod render;
 mod screens;
 mod workflow;
