@@ -5,4 +5,5 @@ mod auth;
 mod commands;
 mod copy;
 mod dashboard;
+mod duplicator;
 mod sftp;
