@@ -21,7 +21,13 @@ fn job_for(unit: &Unit, drive: &str) -> Option<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .find(|j| j["targets"].as_array().unwrap().iter().any(|t| t["drive"] == drive))
+        .find(|j| {
+            j["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["drive"] == drive)
+        })
         .cloned()
 }
 
@@ -137,6 +143,14 @@ fn copy_auto_writes_each_drive_inserted_skips_one_holding_the_image_and_auto_sto
     // A loop device cannot be powered off: flushed and marked all the same.
     wait_done_remove(&unit, &blank.name());
     assert!(
+        stdout(&unit.ssh("events")).contains(&format!(
+            "duplicator: {} flushed: done - remove",
+            blank.name()
+        )),
+        "{}",
+        stdout(&unit.ssh("events"))
+    );
+    assert!(
         stdout(&unit.ssh("drives"))
             .lines()
             .any(|l| l.starts_with(&blank.name()) && l.contains("done - remove")),
@@ -203,8 +217,13 @@ fn the_dashboard_turns_the_duplicator_on_and_off() {
     );
     assert!(s.contains("verify on"), "{s}");
     term.send(&["Enter"]);
-    term.wait_for("the header indicator", |s| s.contains("DUPLICATOR: dash.img"));
-    assert_eq!(unit.json("status --json")["duplicator"]["image"], "dash.img");
+    term.wait_for("the header indicator", |s| {
+        s.contains("DUPLICATOR: dash.img")
+    });
+    assert_eq!(
+        unit.json("status --json")["duplicator"]["image"],
+        "dash.img"
+    );
 
     let stick = Loop::new(DRIVE);
     let job = finished_job_for(&unit, &stick.name());

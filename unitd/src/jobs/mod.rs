@@ -11,7 +11,7 @@ pub mod history;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, TargetUpdate};
+use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, Released, TargetUpdate};
 use copyunit_model::{
     Drive, DriveRole, Duplicator, EventKind, Image, ImageState, Job, JobId, JobKind, JobState,
     JobTarget, Phase,
@@ -302,11 +302,33 @@ fn start_copy_with(
         announce(&u, id, report.source_error.clone());
         if auto {
             for r in report.targets.iter().filter(|r| r.phase == Phase::Done) {
-                match copyunit_drives::power_off(&r.drive, &plan.discover) {
-                    Ok(how) => tracing::info!("duplicator: {} released ({how:?})", r.drive),
-                    Err(e) => tracing::warn!("duplicator: {}: {e}", r.drive),
-                }
-                u.mark_done_remove(&r.drive);
+                // As it was before it is let go: a powered-off stick leaves
+                // the kernel's list but keeps its row until pulled.
+                let Some(drive) = u.drive(&r.drive) else {
+                    continue;
+                };
+                let detached = match copyunit_drives::power_off(&r.drive, &plan.discover) {
+                    Ok(how) => {
+                        let what = match how {
+                            Released::PoweredOff => "flushed and powered off",
+                            Released::Detached => "flushed and detached",
+                            Released::Flushed => "flushed",
+                        };
+                        u.event(
+                            EventKind::Info,
+                            format!("duplicator: {} {what}: done - remove", r.drive),
+                        );
+                        how != Released::Flushed
+                    }
+                    Err(e) => {
+                        u.event(
+                            EventKind::Warning,
+                            format!("duplicator: {} written but not released: {e}", r.drive),
+                        );
+                        false
+                    }
+                };
+                u.mark_done_remove(drive, detached);
             }
         }
     });
