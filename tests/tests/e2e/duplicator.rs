@@ -7,13 +7,11 @@ use std::fs;
 use copyunit_tests::*;
 use serde_json::Value;
 
-/// Bytes of the image the loop tests duplicate. Larger than any loop device
-/// the other tests attach, so a test run in another checkout at the same
-/// time cannot lose its loop devices to this duplicator: it refuses them as
-/// too small.
-const IMAGE: usize = (168 << 20) + 4096;
+/// Bytes of the image the loop tests duplicate (the test units see only
+/// their own loop devices: see `Options::loops`).
+const IMAGE: usize = (24 << 20) + 4096;
 /// Loop devices written here.
-const DRIVE: u64 = 176 << 20;
+const DRIVE: u64 = 32 << 20;
 
 /// The newest job writing to `drive`, if any (`jobs --json`).
 fn job_for(unit: &Unit, drive: &str) -> Option<Value> {
@@ -132,6 +130,11 @@ fn copy_auto_writes_each_drive_inserted_skips_one_holding_the_image_and_auto_sto
     let out = unit.ssh("copy dup.img --auto");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
+    // Another program's loop device (over a file outside this test's
+    // directories) arriving now is not the unit's to write.
+    let elsewhere = tempfile::tempdir_in("/dev/shm").unwrap();
+    let foreign = Loop::over(&elsewhere.path().join("foreign.img"), DRIVE, &[]);
+
     // A blank drive arrives: written, verified, flushed, done - remove.
     let blank = Loop::new(DRIVE);
     let job = finished_job_for(&unit, &blank.name());
@@ -183,6 +186,10 @@ fn copy_auto_writes_each_drive_inserted_skips_one_holding_the_image_and_auto_sto
         "a drive attached before the mode was turned on is not written"
     );
     assert!(before.head(1 << 20).iter().all(|b| *b == 0));
+    assert!(drive(&unit, &foreign.name()).is_none());
+    assert!(job_for(&unit, &foreign.name()).is_none());
+    assert!(foreign.head(1 << 20).iter().all(|b| *b == 0));
+    drop(foreign);
 
     // Off: the next drive is listed but gets no job.
     let out = unit.ssh("auto stop");

@@ -165,6 +165,7 @@ impl Jobs {
 pub fn discover_options(unit: &Unit) -> DiscoverOptions {
     DiscoverOptions {
         allow_loop_devices: unit.config.allow_loop_devices,
+        loop_devices_under: unit.config.loop_devices_under.clone(),
         store_path: Some(unit.config.store.clone()),
         skip_fs_probe: false,
     }
