@@ -20,6 +20,10 @@ use crate::safety::{self, SystemView};
 pub struct DiscoverOptions {
     /// List loop devices (as targets): for tests and demos only.
     pub allow_loop_devices: bool,
+    /// With `allow_loop_devices`: only loop devices over a file under one of
+    /// these directories (none: any), so a test unit never sees, let alone
+    /// writes, another program's loop devices.
+    pub loop_devices_under: Vec<PathBuf>,
     /// The image store: the disk holding it is never a target.
     pub store_path: Option<PathBuf>,
     /// Skip reading partition superblocks for labels (faster, no I/O to drives).
@@ -134,6 +138,19 @@ pub(crate) fn partition_extents(name: &str) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
+/// A loop device's backing file is under one of `opts.loop_devices_under`
+/// (or that list is empty).
+fn backing_allowed(sys: &Path, opts: &DiscoverOptions) -> bool {
+    if opts.loop_devices_under.is_empty() {
+        return true;
+    }
+    read_trim(sys.join("loop/backing_file")).is_some_and(|file| {
+        opts.loop_devices_under
+            .iter()
+            .any(|dir| Path::new(&file).starts_with(dir))
+    })
+}
+
 fn describe(name: &str, opts: &DiscoverOptions, view: &SystemView) -> Option<Drive> {
     let sys = Path::new("/sys/block").join(name);
     let devlink = fs::canonicalize(sys.join("device")).ok();
@@ -144,7 +161,9 @@ fn describe(name: &str, opts: &DiscoverOptions, view: &SystemView) -> Option<Dri
     let kind = kind_of(name, &devpath);
     let size = read_u64(sys.join("size")).unwrap_or(0) * 512;
     let removable = read_u64(sys.join("removable")) == Some(1);
-    if kind == DriveKind::Loop && (!opts.allow_loop_devices || size == 0) {
+    if kind == DriveKind::Loop
+        && (!opts.allow_loop_devices || size == 0 || !backing_allowed(&sys, opts))
+    {
         return None;
     }
     if size == 0 && !removable && kind != DriveKind::Optical {

@@ -43,6 +43,20 @@ pub struct UnitInfo {
     /// over SSH: whoever can read it there is standing at the unit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pairing_code: Option<String>,
+    /// Duplicator mode, when on: every drive inserted gets this image.
+    #[serde(default)]
+    pub duplicator: Option<Duplicator>,
+}
+
+/// Duplicator mode: every eligible drive inserted while it is on gets a copy
+/// job writing (and, unless turned off, verifying) `image`; a finished drive
+/// is flushed, powered off where possible and marked "done - remove".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicator {
+    pub image: String,
+    pub verify: bool,
+    /// Unix seconds when it was turned on.
+    pub since: u64,
 }
 
 /// Space on the filesystem holding the image store.
@@ -279,6 +293,10 @@ pub struct JobTarget {
     pub error: Option<String>,
     /// Optical: drive buffer fill, percent.
     pub buffer_fill: Option<u8>,
+    /// Duplicator: the drive already held the image, so nothing was
+    /// written (it was read and compared instead).
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -349,6 +367,12 @@ pub enum Request {
     RemoveImage {
         name: String,
     },
+    /// Duplicator mode on: write `image` to every drive inserted from now on.
+    StartDuplicator {
+        image: String,
+        verify: bool,
+    },
+    StopDuplicator,
 }
 
 impl ImageFormat {
@@ -398,5 +422,39 @@ mod tests {
         assert_eq!(ImageFormat::detect(&iso), ImageFormat::Iso);
         assert_eq!(ImageFormat::detect(&iso[..0x8000]), ImageFormat::Raw);
         assert_eq!(ImageFormat::detect(b""), ImageFormat::Raw);
+    }
+
+    #[test]
+    fn json_from_before_the_duplicator_still_parses() {
+        let info: UnitInfo = serde_json::from_str(
+            r#"{"name":"u","version":"0.1.0","addresses":[],"port":22,
+                "host_key_fingerprint":"SHA256:x","store":{"path":"/store",
+                "total_bytes":1,"free_bytes":1,"used_bytes":0,"images_bytes":0,
+                "volatile":false},"uptime_secs":5,"pairing":false}"#,
+        )
+        .unwrap();
+        assert_eq!(info.duplicator, None);
+        let t: JobTarget = serde_json::from_str(
+            r#"{"drive":"sdb","phase":"done","bytes_done":1,"bytes_total":1,
+                "rate_bps":0,"eta_secs":null,"error":null,"buffer_fill":null}"#,
+        )
+        .unwrap();
+        assert!(!t.skipped);
+    }
+
+    #[test]
+    fn duplicator_requests_have_stable_json() {
+        let on = Request::StartDuplicator {
+            image: "debian.iso".into(),
+            verify: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&on).unwrap(),
+            r#"{"request":"start_duplicator","image":"debian.iso","verify":true}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::StopDuplicator).unwrap(),
+            r#"{"request":"stop_duplicator"}"#
+        );
     }
 }

@@ -71,6 +71,10 @@ pub struct Options {
     pub extra: Vec<String>,
     /// Run alone among the tests that use drives.
     pub exclusive_drives: bool,
+    /// Offer this process's loop devices ([`Loop`]s, and loop devices over
+    /// files in the unit's directory) as targets, and no others: a duplicator
+    /// or `all` must not reach another program's loop devices.
+    pub loops: bool,
 }
 
 impl Default for Options {
@@ -80,6 +84,7 @@ impl Default for Options {
             store: None,
             extra: Vec::new(),
             exclusive_drives: false,
+            loops: false,
         }
     }
 }
@@ -129,6 +134,13 @@ impl Unit {
         )
         .unwrap();
         let store = opts.store.unwrap_or_else(|| dir.path().join("store"));
+        let mut extra = opts.extra;
+        if opts.loops {
+            for under in [loop_dir(), dir.path().to_path_buf()] {
+                extra.push("--allow-loop-devices-under".into());
+                extra.push(under.display().to_string());
+            }
+        }
         let mut unit = Unit {
             known_hosts: dir.path().join("known_hosts"),
             dir,
@@ -137,7 +149,7 @@ impl Unit {
             port: 0,
             host_key,
             authorized_keys,
-            extra: opts.extra,
+            extra,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
             _drives: opts
@@ -525,8 +537,14 @@ impl Unit {
     }
 }
 
-/// A loop device over a file (in /dev/shm unless told otherwise), detached
-/// and removed on drop: a real block device for copy tests.
+/// Where [`Loop::new`] puts its files: a directory of this process in
+/// /dev/shm (removed with its last file).
+pub fn loop_dir() -> PathBuf {
+    PathBuf::from(format!("/dev/shm/copyunit-test-{}", std::process::id()))
+}
+
+/// A loop device over a file (in [`loop_dir`] unless told otherwise),
+/// detached and removed on drop: a real block device for copy tests.
 pub struct Loop {
     pub dev: String,
     pub file: PathBuf,
@@ -536,11 +554,20 @@ pub struct Loop {
 impl Loop {
     pub fn new(size: u64) -> Loop {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let file = PathBuf::from(format!(
-            "/dev/shm/copyunit-test-{}-{}.img",
-            std::process::id(),
+        let file = loop_dir().join(format!(
+            "{}.img",
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
+        // The directory goes with the last file: another test's drop may
+        // remove it between our mkdir and create.
+        loop {
+            fs::create_dir_all(loop_dir()).unwrap();
+            match fs::File::create_new(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                r => r.map(drop).unwrap(),
+            }
+            break;
+        }
         let mut l = Loop::over(&file, size, &[]);
         l.remove_file = true;
         l
@@ -595,6 +622,8 @@ impl Drop for Loop {
         let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
         if self.remove_file {
             let _ = fs::remove_file(&self.file);
+            // Fails while another Loop's file is there: that one removes it.
+            let _ = fs::remove_dir(loop_dir());
         }
     }
 }
@@ -625,7 +654,7 @@ impl Unit {
     /// A unit whose loop devices are copy targets.
     pub fn start_with_loops() -> Unit {
         Unit::start_with(Options {
-            extra: vec!["--allow-loop-devices".into()],
+            loops: true,
             exclusive_drives: true,
             ..Options::default()
         })

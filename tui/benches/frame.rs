@@ -96,6 +96,7 @@ fn busy_unit() -> Snapshot {
             uptime_secs: 86_400,
             pairing: false,
             pairing_code: None,
+            duplicator: None,
         },
         drives,
         images,

@@ -32,6 +32,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("d  Delete (Images)", "delete the image"),
     ("w (Drives)", "wipe the drive (f: full wipe on / off)"),
     ("r (Drives)", "read the drive into a new image"),
+    ("A", "duplicator on/off: image to drives inserted"),
     ("y Enter / n Esc", "confirm / back out of a question"),
     ("Esc", "dismiss a notice / clear image and drives"),
     ("? F1", "this help"),
@@ -193,6 +194,15 @@ pub enum Dialog {
     ConfirmRead {
         drive: String,
         name: String,
+    },
+    /// Duplicator mode on with this image.
+    ConfirmDuplicator {
+        image: String,
+        verify: bool,
+    },
+    /// Duplicator mode (now writing `image`) off.
+    ConfirmStopDuplicator {
+        image: String,
     },
 }
 
@@ -402,6 +412,7 @@ impl Ui {
             }
             KeyCode::Char('w') if self.focus == Pane::Drives => self.ask_wipe(snap),
             KeyCode::Char('r') if self.focus == Pane::Drives => self.ask_read(snap),
+            KeyCode::Char('A') => self.ask_duplicator(snap),
             KeyCode::Char(' ' | 'a' | 'w' | 'r') => {
                 self.status = Some("that key works in the Drives pane (Tab to get there)".into())
             }
@@ -598,6 +609,37 @@ impl Ui {
         });
     }
 
+    /// `A`: duplicator mode on with the image under the cursor (Images
+    /// pane) or the chosen one; when it is on, off.
+    fn ask_duplicator(&mut self, snap: &Snapshot) {
+        if self.refuse_view_only() {
+            return;
+        }
+        if let Some(dup) = &snap.unit.duplicator {
+            self.dialog = Some(Dialog::ConfirmStopDuplicator {
+                image: dup.image.clone(),
+            });
+            return;
+        }
+        let image = if self.focus == Pane::Images {
+            cursor_image(snap, &mut self.images).map(|i| i.name.clone())
+        } else {
+            self.image.clone()
+        };
+        let Some(img) = image.and_then(|name| snap.images.iter().find(|i| i.name == name)) else {
+            self.status = Some("choose an image first (Images pane), then A".into());
+            return;
+        };
+        if let ImageState::Corrupt(why) = &img.state {
+            self.status = Some(format!("image {} is flagged corrupt: {why}", img.name));
+            return;
+        }
+        self.dialog = Some(Dialog::ConfirmDuplicator {
+            image: img.name.clone(),
+            verify: self.verify,
+        });
+    }
+
     fn dialog_key(&mut self, dialog: Dialog, key: KeyEvent, snap: &Snapshot) -> Vec<Action> {
         let yes = matches!(key.code, KeyCode::Enter | KeyCode::Char('y' | 'Y'));
         let no = matches!(key.code, KeyCode::Esc | KeyCode::Char('n' | 'N' | 'q'));
@@ -665,6 +707,26 @@ impl Ui {
                     });
                 }
             }
+            Dialog::ConfirmDuplicator { image, verify } => {
+                if key.code == KeyCode::Char('v') {
+                    self.verify = !verify;
+                    self.dialog = Some(Dialog::ConfirmDuplicator {
+                        image,
+                        verify: !verify,
+                    });
+                } else if yes {
+                    if !snap.images.iter().any(|i| i.name == image) {
+                        self.status = Some(format!(
+                            "not started: image {image} is no longer in the store"
+                        ));
+                        return Vec::new();
+                    }
+                    self.status = Some(format!("duplicator with {image} requested"));
+                    return vec![Action::Request(Request::StartDuplicator { image, verify })];
+                } else {
+                    self.dialog = Some(Dialog::ConfirmDuplicator { image, verify });
+                }
+            }
             Dialog::ConfirmWipe { drive, full } => {
                 if key.code == KeyCode::Char('f') {
                     self.dialog = Some(Dialog::ConfirmWipe { drive, full: !full });
@@ -678,7 +740,8 @@ impl Ui {
             }
             d @ (Dialog::ConfirmCancel { .. }
             | Dialog::ConfirmRemove { .. }
-            | Dialog::ConfirmRead { .. }) => {
+            | Dialog::ConfirmRead { .. }
+            | Dialog::ConfirmStopDuplicator { .. }) => {
                 if !yes {
                     self.dialog = Some(d);
                     return Vec::new();
@@ -696,6 +759,10 @@ impl Ui {
                         self.status = Some(format!("read of {drive} into {name} requested"));
                         self.focus = Pane::Jobs;
                         Request::Read { drive, name }
+                    }
+                    Dialog::ConfirmStopDuplicator { .. } => {
+                        self.status = Some("duplicator stop requested".into());
+                        Request::StopDuplicator
                     }
                     _ => return Vec::new(),
                 };

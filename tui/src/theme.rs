@@ -24,6 +24,8 @@ pub struct Theme {
     pub error: Style,
     pub bar: Style,
     pub key: Style,
+    /// A mode that changes what the unit does by itself (the duplicator).
+    pub banner: Style,
 }
 
 impl Theme {
@@ -55,6 +57,10 @@ impl Theme {
                 .add_modifier(Modifier::BOLD),
             bar: Style::new().fg(Color::Cyan),
             key: Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            banner: Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD | if_mono(Modifier::REVERSED)),
         }
     }
 }

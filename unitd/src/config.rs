@@ -46,6 +46,10 @@ pub struct Flags {
     /// Offer loop devices as copy targets (tests and demos)
     #[arg(long)]
     pub allow_loop_devices: bool,
+    /// Offer only loop devices over files under DIR (repeatable; implies
+    /// --allow-loop-devices)
+    #[arg(long, value_name = "DIR")]
+    pub allow_loop_devices_under: Vec<PathBuf>,
     /// Running as the appliance under copyunit's init: poweroff/reboot commands
     /// signal PID 1
     #[arg(long)]
@@ -84,6 +88,7 @@ pub struct FileConfig {
     pub name: Option<String>,
     pub user: Option<String>,
     pub allow_loop_devices: Option<bool>,
+    pub allow_loop_devices_under: Option<Vec<PathBuf>>,
     pub volatile_store: Option<bool>,
     pub console: Option<PathBuf>,
     pub console_control: Option<bool>,
@@ -125,6 +130,8 @@ pub struct Config {
     pub name: String,
     pub user: String,
     pub allow_loop_devices: bool,
+    /// Only loop devices over files under these (canonical) directories.
+    pub loop_devices_under: Vec<PathBuf>,
     pub appliance: bool,
     pub volatile_store: bool,
     pub console: Option<PathBuf>,
@@ -196,6 +203,15 @@ impl Config {
             flags.simulate_optical
         };
         crate::optical::Optical::check_specs(&simulate_optical).map_err(ConfigError::Invalid)?;
+        // The kernel names a loop device's backing file by its real path.
+        let loop_devices_under: Vec<PathBuf> = if flags.allow_loop_devices_under.is_empty() {
+            file.allow_loop_devices_under.unwrap_or_default()
+        } else {
+            flags.allow_loop_devices_under
+        }
+        .into_iter()
+        .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+        .collect();
         Ok(Config {
             listen: flags
                 .listen
@@ -213,7 +229,9 @@ impl Config {
             name,
             user,
             allow_loop_devices: flags.allow_loop_devices
-                || file.allow_loop_devices.unwrap_or(false),
+                || file.allow_loop_devices.unwrap_or(false)
+                || !loop_devices_under.is_empty(),
+            loop_devices_under,
             appliance: flags.appliance,
             volatile_store: flags.volatile_store || file.volatile_store.unwrap_or(false),
             console: flags.console.or(file.console),
@@ -282,6 +300,24 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.listen.port(), 2300);
         assert_eq!(c.user, "root");
+    }
+
+    #[test]
+    fn loop_devices_under_a_directory_imply_loop_devices() {
+        let c = Config::resolve(Flags {
+            allow_loop_devices_under: vec!["/nonexistent/loops".into()],
+            ..Flags::default()
+        })
+        .unwrap();
+        assert!(c.allow_loop_devices);
+        assert_eq!(c.loop_devices_under, [PathBuf::from("/nonexistent/loops")]);
+        let c = file("allow_loop_devices_under = [\"/nonexistent/x\"]\n").unwrap();
+        assert!(c.allow_loop_devices);
+        assert!(
+            !Config::resolve(Flags::default())
+                .unwrap()
+                .allow_loop_devices
+        );
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! marks the model dirty; a publisher task coalesces changes into at most a
 //! few snapshots a second, so a busy upload cannot flood the dashboards.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use copyunit_model::{Drive, DriveRole, Event, EventKind, JobId, Request, Snapshot, UnitInfo};
+use copyunit_model::{
+    Drive, DriveRole, Duplicator, Event, EventKind, JobId, Request, Snapshot, UnitInfo,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
@@ -31,9 +33,12 @@ pub struct Unit {
     pub jobs: Jobs,
     drives: Mutex<Vec<Drive>>,
     /// Duplicator mode: write this image to every drive inserted.
-    auto: Mutex<Option<AutoCopy>>,
+    duplicator: Mutex<Option<Duplicator>>,
+    /// Held for a whole rescan, so two rescans (the watcher's, a command's)
+    /// cannot interleave and report one drive arriving twice.
+    scan: Mutex<()>,
     /// Drives finished in duplicator mode, waiting to be pulled.
-    done_remove: Mutex<HashSet<String>>,
+    done_remove: Mutex<Vec<Finished>>,
     pub optical: crate::optical::Optical,
     pub host_fingerprint: String,
     started: Instant,
@@ -52,8 +57,9 @@ impl Unit {
             keys,
             jobs,
             drives: Mutex::new(Vec::new()),
-            auto: Mutex::new(None),
-            done_remove: Mutex::new(HashSet::new()),
+            duplicator: Mutex::new(None),
+            scan: Mutex::new(()),
+            done_remove: Mutex::new(Vec::new()),
             optical: crate::optical::Optical::new(
                 &config.simulate_optical,
                 config.eject_after_burn,
@@ -158,6 +164,23 @@ impl Unit {
                     format!("job {id} started: reading {drive} into {name}"),
                 ))
             }
+            Request::StartDuplicator { image, verify } => {
+                jobs::copyable_image(self, &image)?;
+                self.set_duplicator(Some(Duplicator {
+                    image: image.clone(),
+                    verify,
+                    since: now(),
+                }));
+                Ok(Answer::said(format!(
+                    "duplicator on: every drive inserted from now on gets {image} (verify {})",
+                    if verify { "on" } else { "off" }
+                )))
+            }
+            Request::StopDuplicator => Ok(Answer::said(if self.set_duplicator(None).is_some() {
+                "duplicator off".to_string()
+            } else {
+                "duplicator was not on".to_string()
+            })),
         }
     }
 
@@ -186,6 +209,7 @@ impl Unit {
             uptime_secs: self.started.elapsed().as_secs(),
             pairing: self.keys.pairing(),
             pairing_code: None,
+            duplicator: self.duplicator(),
         }
     }
 
@@ -265,22 +289,11 @@ impl Answer {
     }
 }
 
-/// Duplicator mode settings.
-#[derive(Debug, Clone)]
-pub struct AutoCopy {
-    pub image: String,
-    pub verify: bool,
-}
-
 impl Unit {
-    /// The drives as last discovered, with the jobs using them.
+    /// The drives as last discovered, with the jobs using them and the
+    /// duplicator's finished drives (see [`with_finished`]).
     pub fn drives_now(&self) -> Vec<Drive> {
         let busy = self.jobs.busy();
-        let done = self
-            .done_remove
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let mut drives = self
             .drives
             .lock()
@@ -288,13 +301,26 @@ impl Unit {
             .clone();
         for d in &mut drives {
             d.job = busy.get(&d.name).copied();
-            d.done_remove = done.contains(&d.name);
         }
-        drives
+        with_finished(
+            drives,
+            &self.done_remove.lock().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// The drive `name` as last discovered.
+    pub fn drive(&self, name: &str) -> Option<Drive> {
+        self.drives
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
     }
 
     /// Discovers the drives again now; reports arrivals and departures.
     pub fn rescan_drives(self: &Arc<Self>) {
+        let _scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = copyunit_drives::discover(&jobs::discover_options(self));
         self.optical.enrich(&mut fresh, &self.jobs.busy());
         let old = std::mem::replace(
@@ -320,21 +346,21 @@ impl Unit {
             );
             self.on_arrival(d);
         }
+        let mut finished = self.done_remove.lock().unwrap_or_else(|p| p.into_inner());
         for d in old.iter().filter(|o| {
             !fresh
                 .iter()
                 .any(|d| d.name == o.name && d.diskseq == o.diskseq)
         }) {
-            self.event(EventKind::DriveRemoved, format!("drive {} removed", d.name));
-            if self
-                .done_remove
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&d.name)
-            {
-                changed = true;
+            // One the duplicator let go of is still in its port: no news.
+            if !finished.iter().any(|f| f.detached && f.is(d)) {
+                self.event(EventKind::DriveRemoved, format!("drive {} removed", d.name));
             }
         }
+        let before = finished.len();
+        finished.retain(|f| f.waits(&fresh));
+        changed |= finished.len() != before;
+        drop(finished);
         if changed {
             self.changed();
         }
@@ -391,39 +417,181 @@ impl Unit {
     }
 
     /// Duplicator mode: turned on with an image, every drive inserted from
-    /// then on is written and verified.
-    pub fn set_auto(self: &Arc<Self>, auto: Option<AutoCopy>) {
-        *self.auto.lock().unwrap_or_else(|p| p.into_inner()) = auto.clone();
-        match auto {
-            Some(a) => self.event(
+    /// then on is written (and verified). Only [`Unit::request`] calls this,
+    /// after checking the image; returns what was on before.
+    fn set_duplicator(&self, dup: Option<Duplicator>) -> Option<Duplicator> {
+        let before = std::mem::replace(
+            &mut *self.duplicator.lock().unwrap_or_else(|p| p.into_inner()),
+            dup.clone(),
+        );
+        match (&dup, &before) {
+            (Some(d), _) => self.event(
                 EventKind::Info,
-                format!("duplicator mode on: every drive inserted gets {}", a.image),
+                format!(
+                    "duplicator on: every drive inserted gets {} (verify {})",
+                    d.image,
+                    if d.verify { "on" } else { "off" }
+                ),
             ),
-            None => self.event(EventKind::Info, "duplicator mode off"),
+            (None, Some(_)) => self.event(EventKind::Info, "duplicator off"),
+            (None, None) => {}
         }
+        before
     }
 
-    pub fn auto(&self) -> Option<AutoCopy> {
-        self.auto.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Duplicator mode, if on.
+    pub fn duplicator(&self) -> Option<Duplicator> {
+        self.duplicator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn on_arrival(self: &Arc<Self>, d: &Drive) {
-        let Some(auto) = self.auto() else { return };
+        let Some(dup) = self.duplicator() else { return };
         if !d.eligible || d.role != DriveRole::Target || d.size == 0 {
             return;
         }
-        match jobs::start_auto(self, &auto, &d.name) {
+        match jobs::start_auto(self, &dup, &d.name) {
             Ok(id) => tracing::info!("duplicator: job {id} for {}", d.name),
             Err(e) => self.event(EventKind::Warning, format!("duplicator: {}: {e}", d.name)),
         }
     }
 
-    /// Marks a drive finished in duplicator mode (until it is pulled).
-    pub fn mark_done_remove(&self, name: &str) {
-        self.done_remove
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string());
+    /// Marks a drive finished in duplicator mode (until it is pulled):
+    /// `drive` as discovered before it was let go, `detached` if the kernel
+    /// no longer lists it (its USB port powered off, a SCSI delete).
+    pub fn mark_done_remove(&self, drive: Drive, detached: bool) {
+        let mut finished = self.done_remove.lock().unwrap_or_else(|p| p.into_inner());
+        finished.retain(|f| f.drive.name != drive.name);
+        finished.push(Finished { drive, detached });
+        drop(finished);
         self.changed();
+    }
+}
+
+/// A drive the duplicator finished, shown "done - remove" until pulled.
+#[derive(Debug, Clone)]
+struct Finished {
+    /// As discovered before it was let go.
+    drive: Drive,
+    /// Gone from the kernel's list though still in its port: a rescan
+    /// cannot see it pulled, only its port (or its name) taken again.
+    detached: bool,
+}
+
+impl Finished {
+    fn is(&self, d: &Drive) -> bool {
+        d.name == self.drive.name && d.diskseq == self.drive.diskseq
+    }
+
+    /// Still waiting to be pulled, given the drives found now.
+    fn waits(&self, now: &[Drive]) -> bool {
+        if !self.detached {
+            // Still listed until pulled (a loop, a card reader, an NVMe disk).
+            return now.iter().any(|d| self.is(d));
+        }
+        // A new drive in its port, or under its name, means it was pulled.
+        !now.iter().any(|d| {
+            !self.is(d)
+                && (d.name == self.drive.name || (d.slot.is_some() && d.slot == self.drive.slot))
+        })
+    }
+}
+
+/// The drives found now, with the duplicator's finished ones marked
+/// `done_remove`; one it detached from the kernel is listed as it was (not
+/// eligible), so its slot reads "done - remove" until it is pulled.
+fn with_finished(mut drives: Vec<Drive>, finished: &[Finished]) -> Vec<Drive> {
+    for d in &mut drives {
+        d.done_remove = finished.iter().any(|f| f.is(d));
+    }
+    for f in finished {
+        if f.detached && !drives.iter().any(|d| f.is(d)) {
+            drives.push(Drive {
+                done_remove: true,
+                eligible: false,
+                reason: Some("done - remove".into()),
+                job: None,
+                partitions: Vec::new(),
+                ..f.drive.clone()
+            });
+        }
+    }
+    drives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stick(name: &str, slot: &str, seq: u64) -> Drive {
+        Drive {
+            name: name.into(),
+            slot: Some(slot.into()),
+            diskseq: Some(seq),
+            size: 8 << 30,
+            eligible: true,
+            ..Drive::default()
+        }
+    }
+
+    fn rows(drives: &[Drive]) -> Vec<(String, bool, bool)> {
+        drives
+            .iter()
+            .map(|d| (d.name.clone(), d.done_remove, d.eligible))
+            .collect()
+    }
+
+    #[test]
+    fn a_powered_off_stick_keeps_its_row_until_its_port_is_used_again() {
+        let sdb = stick("sdb", "1-1", 7);
+        let done = vec![Finished {
+            drive: sdb.clone(),
+            detached: true,
+        }];
+        // Still listed for a moment after the power-off: marked.
+        let now = with_finished(vec![sdb.clone(), stick("sdc", "1-2", 8)], &done);
+        assert_eq!(
+            rows(&now),
+            [("sdb".into(), true, true), ("sdc".into(), false, true)]
+        );
+        // Gone from the kernel: listed as it was, not writable.
+        let now = with_finished(vec![stick("sdc", "1-2", 8)], &done);
+        assert_eq!(
+            rows(&now),
+            [("sdc".into(), false, true), ("sdb".into(), true, false)]
+        );
+        assert_eq!(now[1].reason.as_deref(), Some("done - remove"));
+        assert_eq!(now[1].slot.as_deref(), Some("1-1"));
+        // The detach itself is not a pull; another port's arrival is not either.
+        assert!(done[0].waits(&[]));
+        assert!(done[0].waits(&[stick("sdd", "1-3", 9)]));
+        // A new stick in its port (whatever its name), or under its name: pulled.
+        assert!(!done[0].waits(&[stick("sdd", "1-1", 9)]));
+        assert!(!done[0].waits(&[stick("sdb", "1-4", 9)]));
+    }
+
+    #[test]
+    fn a_drive_that_stays_listed_is_done_until_it_leaves() {
+        let mut l = stick("loop3", "-", 4);
+        l.slot = None;
+        let done = vec![Finished {
+            drive: l.clone(),
+            detached: false,
+        }];
+        assert_eq!(
+            rows(&with_finished(vec![l.clone()], &done)),
+            [("loop3".into(), true, true)]
+        );
+        assert!(done[0].waits(std::slice::from_ref(&l)));
+        // Pulled: gone, and no row is kept for it.
+        assert!(!done[0].waits(&[]));
+        assert!(with_finished(Vec::new(), &done).is_empty());
+        // The same name on new media (another diskseq) is a new drive.
+        let mut again = l.clone();
+        again.diskseq = Some(5);
+        assert!(!done[0].waits(std::slice::from_ref(&again)));
+        assert!(!with_finished(vec![again], &done)[0].done_remove);
     }
 }

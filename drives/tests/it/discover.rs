@@ -167,3 +167,24 @@ impl Drop for Detach {
             .status();
     }
 }
+
+#[test]
+fn loop_devices_can_be_limited_to_files_under_a_directory() {
+    let mine = TempDir::new("mine");
+    let other = TempDir::new("other");
+    let a = Loop::new(&mine, 8 << 20, 512);
+    let b = Loop::new(&other, 8 << 20, 512);
+    let opts = DiscoverOptions {
+        allow_loop_devices: true,
+        loop_devices_under: vec![mine.0.clone()],
+        ..DiscoverOptions::default()
+    };
+    let names: Vec<String> = discover(&opts).into_iter().map(|d| d.name).collect();
+    assert!(names.contains(&a.name), "{names:?}");
+    assert!(!names.contains(&b.name), "{names:?}");
+    assert!(check_target(&a.name, &opts).is_ok());
+    assert!(matches!(
+        check_target(&b.name, &opts),
+        Err(Error::NoSuchDrive(_))
+    ));
+}

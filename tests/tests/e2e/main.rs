@@ -5,5 +5,6 @@ mod auth;
 mod commands;
 mod copy;
 mod dashboard;
+mod duplicator;
 mod optical;
 mod sftp;

@@ -5,6 +5,7 @@
 //! Screens are compared as text, line by line, trailing spaces ignored; a
 //! failing `check` prints the screen it got, ready to paste.
 
+mod duplicator;
 mod render;
 mod screens;
 mod workflow;
@@ -88,6 +89,7 @@ fn unit() -> Snapshot {
             uptime_secs: 3 * 3600 + 5 * 60,
             pairing: false,
             pairing_code: None,
+            duplicator: None,
         },
         drives: vec![
             sda,
@@ -155,6 +157,7 @@ fn target(drive: &str, phase: Phase, done: u64, total: u64) -> JobTarget {
         },
         error: None,
         buffer_fill: None,
+        skipped: false,
     }
 }
 

@@ -33,7 +33,7 @@ fn idle_unit_at_80x24() {
         | 11:07:40 image debian-12.img uploaded (2.0 GiB)
         |
         |
-        | Enter choose image  d delete  Tab pane  ? help  q quit
+        | Enter choose image  d delete  A duplicator  Tab pane  ? help  q quit
     "#,
     );
 }
@@ -68,7 +68,7 @@ fn busy_unit_at_80x24() {
         |   sdd      failed    ░░░░░░░░   4% 100.0 MiB/2.0 GiB              I/O error at
         | Log ───────────────────────────────────────────────────────────────────────────
         | 11:07:40 image debian-12.img uploaded (2.0 GiB)
-        | Enter choose image  d delete  Tab pane  ? help  q quit
+        | Enter choose image  d delete  A duplicator  Tab pane  ? help  q quit
     "#,
     );
 }
@@ -119,7 +119,7 @@ fn busy_unit_at_120x40() {
         |
         |
         |
-        | Enter choose image  d delete  Tab pane  ? help  q quit
+        | Enter choose image  d delete  A duplicator  Tab pane  ? help  q quit
     "#,
     );
 }
@@ -207,7 +207,7 @@ fn the_smallest_layout_still_shows_every_pane() {
         |   sdb      write     ████░░░░  50%       1.0/2.0 GiB  40.0
         | Log ───────────────────────────────────────────────────────
         | 11:07:40 image debian-12.img uploaded (2.0 GiB)
-        | Enter choose image  d delete  Tab pane  ? help  q quit
+        | Enter choose image  d delete  A duplicator  Tab pane  ? hel
     "#,
     );
 }
@@ -267,7 +267,7 @@ fn confirmation_names_every_drive_to_be_erased() {
             | 11:07:40 image debian-12.img uploaded (2.0 GiB)
             |
             |
-            | Enter choose image  d delete  Tab pane  ? help  q quit
+            | Enter choose image  d delete  A duplicator  Tab pane  ? help  q quit
         "#,
     );
 }
@@ -279,30 +279,30 @@ fn help_overlay_at_80x24() {
         (80, 24),
         |ui| ui.help = true,
         r#"
-            | lab-unit  ssh admin@192.168.1.23  up 3h 05m  store 40.0 GiB free / 64.0 GiB
-            | h┌ Keys ────────────────────────────────────────────────────────────────────┐
-            | I│ Tab Shift-Tab h l Left Right  next / previous pane                       │──
-            |  │ Up Down  j k                  move the cursor                            │
-            |  │ PgUp PgDn                     move a page                                │
-            |  │ Home End  g G                 first / last row                           │
-            |  │ Enter (Images)                choose the image to copy                   │
-            |  │ Space (Drives)                select / unselect a target drive           │si
-            | D│ a (Drives)                    select all eligible drives (again: none)   │──
-            |  │ Enter (Drives)                review the copy and confirm                │
-            | -│ v (confirm copy)              verify after writing on / off              │
-            |[ │ c                             cancel the running job under the cursor    │
-            |[ │ d  Delete (Images)            delete the image                           │
-            | -│ w (Drives)                    wipe the drive (f: full wipe on / off)     │
-            | J│ r (Drives)                    read the drive into a new image            │──
-            | (│ y Enter / n Esc               confirm / back out of a question           │
-            |  │ Esc                           dismiss a notice / clear image and drives  │
-            | L│ ? F1                          this help                                  │──
-            | 1│ Ctrl-L                        repaint the screen                         │
-            | 1│ q  Ctrl-C                     leave the dashboard                        │
-            | 1│ The copy: choose an image, select drives, confirm, watch.                │
-            |  │ Esc ? q close                                                            │
-            |  └──────────────────────────────────────────────────────────────────────────┘
-            | Enter choose image  d delete  Tab pane  ? help  q quit
+            | ┌ Keys ──────────────────────────────────────────────────────────────────────┐
+            | │ Tab Shift-Tab h l Left Right  next / previous pane                         │
+            | │ Up Down  j k                  move the cursor                              │─
+            | │ PgUp PgDn                     move a page                                  │
+            | │ Home End  g G                 first / last row                             │
+            | │ Enter (Images)                choose the image to copy                     │
+            | │ Space (Drives)                select / unselect a target drive             │
+            | │ a (Drives)                    select all eligible drives (again: none)     │i
+            | │ Enter (Drives)                review the copy and confirm                  │─
+            | │ v (confirm copy)              verify after writing on / off                │
+            | │ c                             cancel the running job under the cursor      │
+            |[│ d  Delete (Images)            delete the image                             │
+            |[│ w (Drives)                    wipe the drive (f: full wipe on / off)       │
+            | │ r (Drives)                    read the drive into a new image              │
+            | │ A                             duplicator on/off: image to drives inserted  │─
+            | │ y Enter / n Esc               confirm / back out of a question             │
+            | │ Esc                           dismiss a notice / clear image and drives    │
+            | │ ? F1                          this help                                    │─
+            | │ Ctrl-L                        repaint the screen                           │
+            | │ q  Ctrl-C                     leave the dashboard                          │
+            | │ The copy: choose an image, select drives, confirm, watch.                  │
+            | │ Esc ? q close                                                              │
+            | └────────────────────────────────────────────────────────────────────────────┘
+            | Enter choose image  d delete  A duplicator  Tab pane  ? help  q quit
         "#,
     );
 }

@@ -9,9 +9,13 @@ use ratatui::widgets::Paragraph;
 use crate::text;
 use crate::theme::Theme;
 
-/// Two lines, plus one when there is a warning to show.
+/// Two lines, plus one when the duplicator is on or there is a warning.
 pub fn height(snap: &Snapshot) -> u16 {
-    if warnings(snap).is_empty() { 2 } else { 3 }
+    if snap.unit.duplicator.is_none() && warnings(snap).is_empty() {
+        2
+    } else {
+        3
+    }
 }
 
 fn warnings(snap: &Snapshot) -> Vec<String> {
@@ -86,10 +90,23 @@ pub fn draw(frame: &mut Frame, area: Rect, snap: &Snapshot, theme: &Theme) {
         ]),
     ];
     let w = warnings(snap);
-    if !w.is_empty() {
+    if u.duplicator.is_some() || !w.is_empty() {
         let mut spans = vec![Span::raw(" ")];
+        // First: it decides what happens to the next drive plugged in.
+        if let Some(dup) = &u.duplicator {
+            spans.push(Span::styled(
+                format!(" DUPLICATOR: {} ", text::clean(&dup.image)),
+                theme.banner,
+            ));
+            spans.push(Span::raw(format!(
+                " every drive inserted gets it, verify {}",
+                if dup.verify { "on" } else { "off" }
+            )));
+            spans.push(Span::styled("  A", theme.key));
+            spans.push(Span::raw(" stops"));
+        }
         for (i, msg) in w.into_iter().enumerate() {
-            if i > 0 {
+            if i > 0 || u.duplicator.is_some() {
                 spans.push(Span::raw("  "));
             }
             spans.push(Span::styled(format!("! {msg}"), theme.warn));

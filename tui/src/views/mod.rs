@@ -44,7 +44,7 @@ pub fn draw(frame: &mut Frame, snap: &Snapshot, ui: &mut Ui, theme: &Theme) {
     panes::drives(frame, drives, snap, ui, theme);
     panes::jobs(frame, jobs, snap, ui, theme);
     panes::log(frame, log, snap, ui, theme);
-    footer(frame, foot, ui, theme);
+    footer(frame, foot, snap, ui, theme);
 
     overlays::notices(frame, body, ui, theme);
     overlays::dialog(frame, area, snap, ui, theme);
@@ -98,7 +98,7 @@ fn pane_heights(avail: u16, snap: &Snapshot) -> [u16; 4] {
     h.map(|v| u16::try_from(v).unwrap_or(u16::MAX))
 }
 
-fn footer(frame: &mut Frame, area: Rect, ui: &Ui, theme: &Theme) {
+fn footer(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &Theme) {
     if let Some(status) = &ui.status {
         frame.render_widget(Line::styled(format!(" {status}"), theme.warn), area);
         return;
@@ -106,7 +106,16 @@ fn footer(frame: &mut Frame, area: Rect, ui: &Ui, theme: &Theme) {
     let hints: &[(&str, &str)] = match ui.focus {
         // Nothing to act on: say so, and how to move around.
         _ if ui.view_only => &[("view only:", "ssh to act"), ("\u{2191}\u{2193}", "move")],
-        Pane::Images => &[("Enter", "choose image"), ("d", "delete")],
+        Pane::Images if snap.unit.duplicator.is_some() => &[
+            ("Enter", "choose image"),
+            ("d", "delete"),
+            ("A", "stop duplicator"),
+        ],
+        Pane::Images => &[
+            ("Enter", "choose image"),
+            ("d", "delete"),
+            ("A", "duplicator"),
+        ],
         Pane::Drives => &[
             ("Space", "toggle"),
             ("a", "all"),

@@ -248,6 +248,51 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
             }
             return;
         }
+        Dialog::ConfirmDuplicator { image, verify } => {
+            let desc = snap
+                .images
+                .iter()
+                .find(|i| &i.name == image)
+                .map_or_else(String::new, |i| {
+                    format!("{} {}", format::bytes(i.size), i.format.as_str())
+                });
+            (
+                "Start duplicator?",
+                vec![
+                    Line::from(vec![
+                        Span::raw(" Duplicator: write "),
+                        Span::styled(text::clean(image), theme.title),
+                        Span::raw(" to every drive inserted from now on,"),
+                    ]),
+                    Line::from(vec![
+                        Span::raw(" verify "),
+                        Span::styled(on_off(*verify), theme.title),
+                        Span::styled("  (v toggles)", theme.greyed),
+                        Span::styled(format!("  image {desc}"), theme.greyed),
+                    ]),
+                    Line::styled(
+                        " EVERYTHING on each drive inserted will be ERASED.",
+                        theme.error,
+                    ),
+                    Line::raw(" Drives attached now are left alone."),
+                    Line::raw(" A finished drive shows \"done - remove\"."),
+                    keys(theme, &[("Enter/y", "start"), ("Esc/n", "back")]),
+                ],
+                theme.warn,
+            )
+        }
+        Dialog::ConfirmStopDuplicator { image } => (
+            "Stop duplicator?",
+            vec![
+                Line::raw(format!(
+                    " Stop writing {} to every drive inserted?",
+                    text::clean(image)
+                )),
+                Line::raw(" Jobs already running go on (c cancels one)."),
+                keys(theme, &[("Enter/y", "stop"), ("Esc/n", "keep it on")]),
+            ],
+            theme.warn,
+        ),
         Dialog::ConfirmRead { drive, name } => (
             "Read drive?",
             vec![

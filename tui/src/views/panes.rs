@@ -231,7 +231,7 @@ pub fn drives(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
         } else if let Some(id) = d.job {
             (format!("busy #{id}"), theme.bar)
         } else if d.done_remove {
-            ("done: remove".to_string(), theme.ok)
+            ("done - remove".to_string(), theme.ok)
         } else if let Some(why) = &blocked {
             (text::clean(why), theme.greyed)
         } else {

@@ -146,6 +146,8 @@ enum Cmd {
     Auto {
         #[arg(value_parser = ["stop"])]
         action: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Jobs, running and finished (the acknowledgements)
     Jobs {
@@ -314,17 +316,13 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             json,
         } => {
             if auto {
-                if unit.store.image(&image).is_none() {
-                    return Err(format!(
-                        "no image named {image} in the store (see `images`)"
-                    ));
-                }
-                unit.set_auto(Some(crate::unit::AutoCopy {
-                    image: image.clone(),
+                let req = Request::StartDuplicator {
+                    image,
                     verify: !no_verify,
-                }));
-                say(io.stdout, &format!("duplicator mode on: every drive inserted gets {image}; `auto stop` ends it\n")).await?;
-                return Ok(EXIT_OK);
+                };
+                let msg = unit.request(req).await?.message;
+                let dup = unit.duplicator();
+                return emit(io, json, &dup, || format!("{msg}; `auto stop` ends it\n")).await;
             }
             let req = Request::Copy {
                 image,
@@ -333,22 +331,17 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
             };
             started(unit, req, wait, json, io).await
         }
-        Cmd::Auto { action } => {
-            if action.is_some() {
-                unit.set_auto(None);
-                say(io.stdout, "duplicator mode off\n").await?;
-            } else {
-                let text = match unit.auto() {
-                    Some(a) => format!(
-                        "duplicator mode on: writing {} to every drive inserted (verify {})\n",
-                        a.image,
-                        if a.verify { "on" } else { "off" }
-                    ),
-                    None => "duplicator mode off\n".into(),
-                };
-                say(io.stdout, &text).await?;
-            }
-            Ok(EXIT_OK)
+        Cmd::Auto { action, json } => {
+            let msg = match action {
+                Some(_) => Some(unit.request(Request::StopDuplicator).await?.message),
+                None => None,
+            };
+            let dup = unit.duplicator();
+            emit(io, json, &dup, || match msg {
+                Some(msg) => format!("{msg}\n"),
+                None => format!("duplicator {}\n", render::duplicator(dup.as_ref())),
+            })
+            .await
         }
         Cmd::Jobs { json } => {
             let jobs = unit.jobs.list();

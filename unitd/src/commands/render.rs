@@ -3,7 +3,7 @@
 
 use copyunit_model::format::{bytes, duration};
 use copyunit_model::format::{percent, rate};
-use copyunit_model::{Drive, Event, Image, ImageState, Job, JobState, Phase, UnitInfo};
+use copyunit_model::{Drive, Duplicator, Event, Image, ImageState, Job, JobState, Phase, UnitInfo};
 
 use crate::ssh::auth::KeyInfo;
 
@@ -38,16 +38,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 pub fn status(info: &UnitInfo, images: &[Image]) -> String {
     let s = &info.store;
-    let mut out = format!("unit      {} (copyunit {})\n", info.name, info.version);
+    let mut out = format!("unit        {} (copyunit {})\n", info.name, info.version);
     let addrs = if info.addresses.is_empty() {
         "none".to_string()
     } else {
         info.addresses.join(", ")
     };
-    out += &format!("address   {addrs} (ssh port {})\n", info.port);
-    out += &format!("host key  {}\n", info.host_key_fingerprint);
+    out += &format!("address     {addrs} (ssh port {})\n", info.port);
+    out += &format!("host key    {}\n", info.host_key_fingerprint);
     out += &format!(
-        "store     {}: {} free of {}, {} in {} image(s){}\n",
+        "store       {}: {} free of {}, {} in {} image(s){}\n",
         s.path,
         bytes(s.free_bytes),
         bytes(s.total_bytes),
@@ -59,11 +59,25 @@ pub fn status(info: &UnitInfo, images: &[Image]) -> String {
             ""
         }
     );
-    out += &format!("uptime    {}\n", duration(info.uptime_secs));
+    out += &format!("uptime      {}\n", duration(info.uptime_secs));
     if info.pairing {
-        out += "keys      none installed: pairing code login is on (see the unit's console)\n";
+        out += "keys        none installed: pairing code login is on (see the unit's console)\n";
     }
+    out += &format!("duplicator  {}\n", duplicator(info.duplicator.as_ref()));
     out
+}
+
+/// Duplicator mode in a sentence (after the word "duplicator").
+pub fn duplicator(dup: Option<&Duplicator>) -> String {
+    match dup {
+        Some(d) => format!(
+            "on: every drive inserted gets {} (verify {}, on for {})",
+            d.image,
+            if d.verify { "on" } else { "off" },
+            duration(crate::unit::now().saturating_sub(d.since))
+        ),
+        None => "off (`copy IMAGE --auto` turns it on)".into(),
+    }
 }
 
 pub fn images(images: &[Image]) -> String {
@@ -241,6 +255,7 @@ pub fn job(j: &Job) -> String {
                     None => "-".into(),
                 },
                 match t.phase {
+                    Phase::Done if t.skipped => "already held the image: not written".into(),
                     Phase::Done => done.into(),
                     _ => t.error.clone().unwrap_or_default(),
                 },

@@ -11,9 +11,10 @@ pub mod history;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, TargetUpdate};
+use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, Released, TargetUpdate};
 use copyunit_model::{
-    Drive, DriveRole, EventKind, ImageState, Job, JobId, JobKind, JobState, JobTarget, Phase,
+    Drive, DriveRole, Duplicator, EventKind, Image, ImageState, Job, JobId, JobKind, JobState,
+    JobTarget, Phase,
 };
 
 use crate::store::ImageName;
@@ -177,6 +178,7 @@ impl Jobs {
 pub fn discover_options(unit: &Unit) -> DiscoverOptions {
     DiscoverOptions {
         allow_loop_devices: unit.config.allow_loop_devices,
+        loop_devices_under: unit.config.loop_devices_under.clone(),
         store_path: Some(unit.config.store.clone()),
         skip_fs_probe: false,
     }
@@ -249,12 +251,8 @@ pub fn start_copy(
 /// Duplicator mode: one job per inserted drive; a drive that already holds
 /// the image is reported done without writing; a finished drive is flushed,
 /// powered off and shown as "done - remove".
-pub fn start_auto(
-    unit: &Arc<Unit>,
-    auto: &crate::unit::AutoCopy,
-    drive: &str,
-) -> Result<JobId, String> {
-    start_copy_with(unit, &auto.image, &[drive.to_string()], auto.verify, true)
+pub fn start_auto(unit: &Arc<Unit>, dup: &Duplicator, drive: &str) -> Result<JobId, String> {
+    start_copy_with(unit, &dup.image, &[drive.to_string()], dup.verify, true)
 }
 
 /// What a copy reads: a stored image, or the disc in an optical drive.
@@ -272,30 +270,36 @@ type Resolved = (
     Option<std::path::PathBuf>,
 );
 
-fn resolve_source(unit: &Unit, image: &str) -> Result<Resolved, String> {
-    let stored = ImageName::new(image)
-        .ok()
-        .and_then(|n| unit.store.image(n.as_str()).map(|i| (n, i)));
-    let Some((name, img)) = stored else {
-        // Not an image: the disc in an optical drive (disc-to-disc copies).
-        if let Some(d) = optical_drive(unit, image) {
-            ensure_free(&unit.jobs.busy(), &d)?;
-            if d.media.is_none() || d.size == 0 {
-                return Err(format!("no readable disc in {}", d.name));
-            }
-            let size = d.size;
-            return Ok((Source::Disc(Box::new(d)), Some(size), None, None));
-        }
-        ImageName::new(image).map_err(|e| e.to_string())?;
-        return Err(format!(
-            "no image named {image} in the store (see `images`)"
-        ));
-    };
+/// The image `image` if it may be copied: in the store and not flagged
+/// corrupt. The one check behind a copy and the duplicator.
+pub fn copyable_image(unit: &Unit, image: &str) -> Result<(ImageName, Image), String> {
+    let name = ImageName::new(image).map_err(|e| e.to_string())?;
+    let img = unit
+        .store
+        .image(name.as_str())
+        .ok_or_else(|| format!("no image named {image} in the store (see `images`)"))?;
     if let ImageState::Corrupt(why) = &img.state {
         return Err(format!(
             "image {image} is flagged corrupt ({why}): refusing to copy it"
         ));
     }
+    Ok((name, img))
+}
+
+fn resolve_source(unit: &Unit, image: &str) -> Result<Resolved, String> {
+    let stored = ImageName::new(image)
+        .ok()
+        .is_some_and(|n| unit.store.image(n.as_str()).is_some());
+    // Not an image: the disc in an optical drive (disc-to-disc copies).
+    if !stored && let Some(d) = optical_drive(unit, image) {
+        ensure_free(&unit.jobs.busy(), &d)?;
+        if d.media.is_none() || d.size == 0 {
+            return Err(format!("no readable disc in {}", d.name));
+        }
+        let size = d.size;
+        return Ok((Source::Disc(Box::new(d)), Some(size), None, None));
+    }
+    let (name, img) = copyable_image(unit, image)?;
     let path = unit.store.path_of(&name);
     let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
     let content = info
@@ -432,6 +436,7 @@ fn start_copy_with(
             for (t, r) in job.targets.iter_mut().zip(&report.targets) {
                 t.phase = r.phase;
                 t.error = r.error.clone();
+                t.skipped = r.skipped;
                 if r.phase == Phase::Done {
                     t.bytes_done = t.bytes_total.unwrap_or(r.bytes_written).max(t.bytes_done);
                 }
@@ -446,11 +451,33 @@ fn start_copy_with(
         announce(&u, id, report.source_error.clone());
         if auto {
             for r in report.targets.iter().filter(|r| r.phase == Phase::Done) {
-                match copyunit_drives::power_off(&r.drive, &plan.discover) {
-                    Ok(how) => tracing::info!("duplicator: {} released ({how:?})", r.drive),
-                    Err(e) => tracing::warn!("duplicator: {}: {e}", r.drive),
-                }
-                u.mark_done_remove(&r.drive);
+                // As it was before it is let go: a powered-off stick leaves
+                // the kernel's list but keeps its row until pulled.
+                let Some(drive) = u.drive(&r.drive) else {
+                    continue;
+                };
+                let detached = match copyunit_drives::power_off(&r.drive, &plan.discover) {
+                    Ok(how) => {
+                        let what = match how {
+                            Released::PoweredOff => "flushed and powered off",
+                            Released::Detached => "flushed and detached",
+                            Released::Flushed => "flushed",
+                        };
+                        u.event(
+                            EventKind::Info,
+                            format!("duplicator: {} {what}: done - remove", r.drive),
+                        );
+                        how != Released::Flushed
+                    }
+                    Err(e) => {
+                        u.event(
+                            EventKind::Warning,
+                            format!("duplicator: {} written but not released: {e}", r.drive),
+                        );
+                        false
+                    }
+                };
+                u.mark_done_remove(drive, detached);
             }
         }
     });
@@ -653,11 +680,22 @@ fn announce(u: &Arc<Unit>, id: JobId, error: Option<String>) {
         JobKind::Read => format!("read of {}", names(&job)),
         JobKind::Burn => format!("burn of {} to {}", job.source, names(&job)),
     };
+    let skipped: Vec<&str> = job
+        .targets
+        .iter()
+        .filter(|t| t.skipped)
+        .map(|t| t.drive.as_str())
+        .collect();
+    let held = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} already held it: not written)", skipped.join(", "))
+    };
     match job.state {
         JobState::Done => u.event(
             EventKind::JobDone,
             format!(
-                "job {id} done: {what}{}",
+                "job {id} done: {what}{}{held}",
                 if job.verify { ", verified" } else { "" }
             ),
         ),

@@ -93,11 +93,12 @@ impl Throttle {
             Ok(n.trim().to_owned())
         };
         let v1 = Path::new("/sys/fs/cgroup/blkio");
-        let (dir, file, line): (PathBuf, &str, Box<dyn Fn(&str) -> String>) = if v1.is_dir() {
+        // (cgroup directory, limit file, "MAJ:MIN" -> limit line)
+        let (dir, file, v2) = if v1.is_dir() {
             (
                 v1.join("copyunit-bench"),
                 "blkio.throttle.write_bps_device",
-                Box::new(move |d| format!("{d} {bytes_per_sec}")),
+                false,
             )
         } else {
             let root = Path::new("/sys/fs/cgroup");
@@ -106,11 +107,14 @@ impl Throttle {
                 bail!("no io controller in {}", root.display());
             }
             fs::write(root.join("cgroup.subtree_control"), "+io")?;
-            (
-                root.join("copyunit-bench"),
-                "io.max",
-                Box::new(move |d| format!("{d} wbps={bytes_per_sec}")),
-            )
+            (root.join("copyunit-bench"), "io.max", true)
+        };
+        let line = |d: &str| {
+            if v2 {
+                format!("{d} wbps={bytes_per_sec}")
+            } else {
+                format!("{d} {bytes_per_sec}")
+            }
         };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let th = Throttle { dir };
@@ -123,7 +127,10 @@ impl Throttle {
 
     /// `cmd` run inside the cgroup.
     fn wrap(&self, cmd: &str) -> String {
-        format!("echo $$ > {}/cgroup.procs && exec {cmd}", self.dir.display())
+        format!(
+            "echo $$ > {}/cgroup.procs && exec {cmd}",
+            self.dir.display()
+        )
     }
 }
 
