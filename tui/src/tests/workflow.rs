@@ -551,3 +551,39 @@ fn discs_show_their_media_and_only_rewritable_ones_can_be_wiped() {
     assert_eq!(c.type_keys(b"w", &snap), []);
     assert!(c.shows("sr2 cannot be wiped: the DVD+R is not rewritable"));
 }
+
+#[test]
+fn a_burn_shows_each_burners_phase_drive_buffer_rate_and_eta() {
+    let mut snap = unit();
+    let mut writing = target("sr1", Phase::Write, 1200 * MIB, 4 * GIB);
+    writing.buffer_fill = Some(87);
+    let mut closing = target("sr2", Phase::Close, 0, 4 * GIB);
+    closing.buffer_fill = Some(0);
+    snap.jobs.push(Job {
+        id: 9,
+        kind: JobKind::Burn,
+        source: "ubuntu-24.04.iso".into(),
+        verify: true,
+        state: JobState::Running,
+        created: T0 + 200,
+        finished: None,
+        targets: vec![writing, closing, target("sr3", Phase::Verify, GIB, 4 * GIB)],
+        error: None,
+    });
+    let mut c = Client::at(120, 40);
+    c.render(&snap);
+    let screen = c.screen().join("\n");
+    let row = |drive: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start().starts_with(drive) && l.contains('%'))
+            .unwrap_or_else(|| panic!("no progress row for {drive}:\n{screen}"))
+            .to_string()
+    };
+    let sr1 = row("sr1");
+    assert!(sr1.contains("write buf 87%"), "{sr1}");
+    assert!(sr1.contains("40.0 MiB/s") && sr1.contains("ETA"), "{sr1}");
+    assert!(row("sr2").contains("close buf 0%"), "{screen}");
+    assert!(row("sr3").contains("verify"), "{screen}");
+    assert!(screen.contains("ubuntu-24.04.iso"), "{screen}");
+}
