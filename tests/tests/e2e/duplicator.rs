@@ -213,7 +213,12 @@ fn the_dashboard_turns_the_duplicator_on_and_off() {
     let img = random_file(unit.dir.path(), "dash.img", IMAGE);
     unit.put(&img, "dash.img");
     let term = Tmux::new(&unit.dashboard_command(), 120, 40);
-    term.wait_for("the image", |s| s.contains("dash.img"));
+    // The image's row, not the log's "dash.img stored" line, which can come
+    // a snapshot earlier.
+    term.wait_for("the image", |s| {
+        s.lines()
+            .any(|l| l.contains("dash.img") && l.contains("raw") && l.ends_with("ok"))
+    });
 
     // The Images pane has the focus and its cursor on the only image.
     term.send(&["A"]);
