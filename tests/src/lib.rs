@@ -521,6 +521,53 @@ impl Drop for Tmux {
     }
 }
 
+/// A block-throttling cgroup holding unitd: its writes to one device are
+/// limited, so a job on a fast loop device runs long enough to be seen
+/// running (a slow stick, made by the kernel's block layer, not a sleep).
+/// Dropping it moves unitd back and removes the cgroup.
+pub struct Throttled {
+    dir: PathBuf,
+    parent: PathBuf,
+}
+
+impl Unit {
+    /// Limits unitd's writes to `dev` to `bytes_per_sec`.
+    pub fn throttle_writes(&self, dev: &Loop, bytes_per_sec: u64) -> Throttled {
+        let pid = self.child.as_ref().expect("unitd runs").id();
+        let name = Path::new(&dev.dev).file_name().expect("device name");
+        let numbers = fs::read_to_string(Path::new("/sys/block").join(name).join("dev"))
+            .expect("device numbers");
+        let numbers = numbers.trim();
+        let v1 = Path::new("/sys/fs/cgroup/blkio");
+        let (parent, file, line) = if v1.is_dir() {
+            (
+                v1.to_path_buf(),
+                "blkio.throttle.write_bps_device",
+                format!("{numbers} {bytes_per_sec}"),
+            )
+        } else {
+            let root = PathBuf::from("/sys/fs/cgroup");
+            let _ = fs::write(root.join("cgroup.subtree_control"), "+io");
+            (root, "io.max", format!("{numbers} wbps={bytes_per_sec}"))
+        };
+        let dir = parent.join(format!("copyunit-test-{pid}"));
+        fs::create_dir_all(&dir).expect("a throttling cgroup");
+        fs::write(dir.join(file), line).expect("throttle the device");
+        fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move unitd");
+        Throttled { dir, parent }
+    }
+}
+
+impl Drop for Throttled {
+    fn drop(&mut self) {
+        let pids = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            let _ = fs::write(self.parent.join("cgroup.procs"), pid);
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
 impl Unit {
     /// The ssh command line for the dashboard (`ssh -tt`), for a Tmux.
     pub fn dashboard_command(&self) -> String {

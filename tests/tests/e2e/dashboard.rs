@@ -111,6 +111,9 @@ fn a_client_killed_mid_job_leaves_the_job_running_and_a_new_session_sees_it_done
     let target = Loop::new(160 << 20);
     let img = random_file(unit.dir.path(), "big.img", 128 << 20);
     unit.put(&img, "big.img");
+    // A drive as slow as a USB stick: the job runs for ~4 s, long enough to
+    // be seen running (a loop over RAM finishes before a screen refresh).
+    let _slow = unit.throttle_writes(&target, 32 << 20);
     let term = Tmux::new(&unit.dashboard_command(), 120, 40);
     term.wait_for("the dashboard", |s| s.contains("big.img"));
     let out = unit.ssh(&format!("copy big.img {} --json", target.name()));
