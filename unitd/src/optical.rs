@@ -50,11 +50,9 @@ struct Sim {
 impl Optical {
     /// `sims`: `--simulate-optical` specs, e.g. `dvd+r`, `cd-rw`, `rom=FILE`.
     pub fn new(sims: &[String], eject_after_burn: bool) -> Result<Optical, String> {
-        let sims = sims
-            .iter()
-            .filter(|s| !s.trim().is_empty())
+        let sims = items(sims)
             .enumerate()
-            .map(|(i, spec)| Sim::parse(&format!("sim{i}"), spec.trim()))
+            .map(|(i, spec)| Sim::parse(&format!("sim{i}"), spec))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Optical {
             probes: Mutex::default(),
@@ -74,16 +72,13 @@ impl Optical {
 
     /// Checks `--simulate-optical` specs without building the drives.
     pub fn check_specs(specs: &[String]) -> Result<(), String> {
-        for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            match spec.strip_prefix("rom=") {
-                Some(file) if !Path::new(file).is_file() => {
-                    return Err(format!(
-                        "simulate_optical: {spec}: {file} is not a readable file"
-                    ));
-                }
-                Some(_) => {}
-                None if blank_media(spec).is_none() => return Err(bad_spec(spec)),
-                None => {}
+        for spec in items(specs) {
+            if let Spec::Rom(file) = Spec::parse(spec)?
+                && !Path::new(file).is_file()
+            {
+                return Err(format!(
+                    "simulate_optical: {spec}: {file} is not a readable file"
+                ));
             }
         }
         Ok(())
@@ -294,19 +289,45 @@ impl Optical {
     }
 }
 
+/// The items of a `--simulate-optical` list, blanks dropped.
+fn items(specs: &[String]) -> impl Iterator<Item = &str> {
+    specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// One `--simulate-optical` item.
+enum Spec<'a> {
+    /// `rom=FILE`: a reader holding a pressed disc of FILE.
+    Rom(&'a str),
+    /// A burner holding a blank disc of this type and capacity in blocks.
+    Blank(Media, u32),
+}
+
+impl Spec<'_> {
+    fn parse(spec: &str) -> Result<Spec<'_>, String> {
+        match spec.strip_prefix("rom=") {
+            Some(file) => Ok(Spec::Rom(file)),
+            None => blank_media(spec)
+                .map(|(media, blocks)| Spec::Blank(media, blocks))
+                .ok_or_else(|| bad_spec(spec)),
+        }
+    }
+}
+
 impl Sim {
     fn parse(name: &str, spec: &str) -> Result<Sim, String> {
-        let drive = if let Some(file) = spec.strip_prefix("rom=") {
-            let data = std::fs::read(file)
-                .map_err(|e| format!("--simulate-optical {spec}: cannot read {file}: {e}"))?;
-            let mut d = SimDrive::with_config(name, DriveConfig::reader());
-            d.insert(SimDisc::pressed(Media::DvdRom, &data));
-            d
-        } else {
-            let (media, blocks) = blank_media(spec).ok_or_else(|| bad_spec(spec))?;
-            let mut d = SimDrive::new(name);
-            d.insert(SimDisc::blank(media, blocks));
-            d
+        let drive = match Spec::parse(spec)? {
+            Spec::Rom(file) => {
+                let data = std::fs::read(file)
+                    .map_err(|e| format!("--simulate-optical {spec}: cannot read {file}: {e}"))?;
+                let mut d = SimDrive::with_config(name, DriveConfig::reader());
+                d.insert(SimDisc::pressed(Media::DvdRom, &data));
+                d
+            }
+            Spec::Blank(media, blocks) => {
+                let mut d = SimDrive::new(name);
+                d.insert(SimDisc::blank(media, blocks));
+                d
+            }
         };
         Ok(Sim {
             name: name.to_string(),
