@@ -2,15 +2,9 @@
 
 use std::sync::Mutex;
 
-use copyunit_drives::{CancelToken, CopyPlan, Phase, TargetUpdate, copy, holds_image};
+use copyunit_drives::{CancelToken, Phase, TargetUpdate, copy, holds_image};
 
-use crate::util::{Loop, TempDir, cmp, image_bytes, loops_allowed, quiet, write_file};
-
-fn plan(image: &std::path::Path, targets: &[&Loop]) -> CopyPlan {
-    let mut p = CopyPlan::new(image, targets.iter().map(|l| l.name.clone()).collect());
-    p.discover = loops_allowed();
-    p
-}
+use crate::util::{Loop, TempDir, cmp, image_bytes, plan, quiet, write_file};
 
 #[test]
 fn one_image_to_512_and_4096_byte_sector_drives_at_once() {

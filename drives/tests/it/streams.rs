@@ -5,11 +5,11 @@ use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex};
 
 use copyunit_drives::{
-    CancelToken, CopyPlan, ImageReader, Phase, StreamDone, StreamInput, StreamTarget, copy_from,
+    CancelToken, ImageReader, Phase, StreamDone, StreamInput, StreamTarget, copy_from,
 };
 use sha2::{Digest, Sha256};
 
-use crate::util::{Loop, TempDir, cmp, image_bytes, loops_allowed, quiet, write_file};
+use crate::util::{Loop, TempDir, cmp, image_bytes, plan, quiet, write_file};
 
 /// A stream target that keeps what it receives, reporting a drive buffer
 /// fill as a burner does, and hashing it as a burner does.
@@ -38,12 +38,6 @@ fn collector(name: &str, into: Arc<Mutex<Vec<u8>>>) -> StreamTarget {
             })
         }),
     }
-}
-
-fn plan(image: &std::path::Path, targets: &[&Loop]) -> CopyPlan {
-    let mut p = CopyPlan::new(image, targets.iter().map(|l| l.name.clone()).collect());
-    p.discover = loops_allowed();
-    p
 }
 
 #[test]

@@ -190,6 +190,14 @@ pub fn loops_allowed() -> DiscoverOptions {
     }
 }
 
+/// A copy of `image` to `targets`, loop devices allowed.
+pub fn plan(image: &Path, targets: &[&Loop]) -> copyunit_drives::CopyPlan {
+    let mut p =
+        copyunit_drives::CopyPlan::new(image, targets.iter().map(|l| l.name.clone()).collect());
+    p.discover = loops_allowed();
+    p
+}
+
 /// Swallows progress.
 pub fn quiet(_: copyunit_drives::TargetUpdate) {}
 
