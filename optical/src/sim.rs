@@ -399,6 +399,19 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// Makes `data` (whole 2048-byte blocks, at least 17) an ISO 9660 volume
+/// of its own length as far as a rip can tell: a primary volume
+/// descriptor at LBA 16 stating the volume size (see `rip::iso_volume_blocks`).
+/// For test discs and images.
+pub fn mark_iso_volume(data: &mut [u8]) {
+    let blocks = u32::try_from(data.len() / BLOCK).unwrap_or(u32::MAX);
+    let pvd = &mut data[16 * BLOCK..17 * BLOCK];
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
+    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+}
+
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }

@@ -284,11 +284,7 @@ fn media_events_tell_insert_and_removal() {
 /// LBA 16 stating the volume size, the rest pseudo-random.
 fn iso(blocks: u32, seed: u32) -> Vec<u8> {
     let mut data = image(blocks as usize * 2048, seed);
-    let pvd = &mut data[16 * 2048..17 * 2048];
-    pvd[0] = 1;
-    pvd[1..6].copy_from_slice(b"CD001");
-    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
-    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+    copyunit_optical::sim::mark_iso_volume(&mut data);
     data
 }
 

@@ -13,11 +13,7 @@ use serde_json::Value;
 fn iso(dir: &std::path::Path, name: &str, blocks: u32) -> std::path::PathBuf {
     let path = random_file(dir, name, blocks as usize * 2048);
     let mut data = fs::read(&path).unwrap();
-    let pvd = &mut data[16 * 2048..17 * 2048];
-    pvd[0] = 1;
-    pvd[1..6].copy_from_slice(b"CD001");
-    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
-    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+    copyunit_optical::sim::mark_iso_volume(&mut data);
     fs::write(&path, &data).unwrap();
     path
 }

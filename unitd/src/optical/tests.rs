@@ -20,11 +20,7 @@ fn data(len: usize, seed: u32) -> Vec<u8> {
 /// 16 with the volume size), as a rip of a burned disc reads it.
 fn iso(blocks: u32, seed: u32) -> Vec<u8> {
     let mut d = data(blocks as usize * 2048, seed);
-    let pvd = &mut d[16 * 2048..17 * 2048];
-    pvd[0] = 1;
-    pvd[1..6].copy_from_slice(b"CD001");
-    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
-    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+    copyunit_optical::sim::mark_iso_volume(&mut d);
     d
 }
 
