@@ -94,13 +94,16 @@ impl<'a> Meter<'a> {
     /// Sets the absolute position a drive reports itself (disc burners):
     /// a new phase is reported at once, the rest at most every 250 ms.
     pub fn set(&mut self, phase: Phase, done: u64, total: Option<u64>, fill: Option<u8>) {
-        self.fill = fill;
-        if phase != self.phase {
-            self.phase(phase, total);
+        let new_phase = phase != self.phase;
+        if new_phase {
+            self.phase = phase;
+            self.started = Instant::now();
         }
+        self.fill = fill;
         self.total = total;
         self.done = done;
-        if self.last.is_none_or(|t| t.elapsed() >= EVERY) {
+        // A new phase is reported with where the drive says it is, not 0.
+        if new_phase || self.last.is_none_or(|t| t.elapsed() >= EVERY) {
             self.report();
         }
     }
