@@ -12,6 +12,10 @@
 use serde::{Deserialize, Serialize};
 
 pub mod format;
+pub mod room;
+pub mod targets;
+
+pub use targets::DriveIdentity;
 
 /// Everything a front-end needs to draw the unit at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
