@@ -15,7 +15,8 @@
 //! others carry on. A drive that takes nothing for `stall_timeout` (a hung
 //! stick) is failed as not responding and stops holding the others back.
 //!
-//! Per target: safety check, whole-disk `O_EXCL` open held for the job,
+//! Per target: safety check, the same drive as planned (name, diskseq,
+//! serial, size: [`CopyPlan::for_drives`]), whole-disk `O_EXCL` open held for the job,
 //! fake-capacity probe of the first and last MiB, aligned writes with the
 //! first MiB held back and written last, fsync, `BLKFLSBUF`, diskseq check,
 //! read-back SHA-256 compared with the content's (or each bmap range with
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use copyunit_model::{ImageFormat, Phase};
+use copyunit_model::{Drive, DriveIdentity, ImageFormat, Phase};
 use sha2::{Digest, Sha256};
 
 use crate::blockdev::{Access, Disk};
@@ -56,6 +57,11 @@ pub struct CopyPlan {
     pub bmap: Option<PathBuf>,
     /// Drives by kernel name (`sdb`), `/dev` path, slot label or serial.
     pub targets: Vec<String>,
+    /// What `targets[i]` was when the copy was planned (see
+    /// [`CopyPlan::for_drives`]): a target that is another drive when it is
+    /// opened (a stick swapped under the same name) is refused. Empty: not
+    /// checked (a plan written by hand, the examples).
+    pub identities: Vec<DriveIdentity>,
     /// Read every drive back and compare (on by default).
     pub verify: bool,
     /// Safety rules: each target is checked again right before it is opened.
@@ -80,12 +86,22 @@ impl CopyPlan {
             image: image.into(),
             bmap: None,
             targets,
+            identities: Vec::new(),
             verify: true,
             discover: DiscoverOptions::default(),
             queue_depth: 4,
             skip_if_holds: None,
             content_sha256: None,
             stall_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// A plan for drives as they were validated: each is written only if it
+    /// is still the same drive (name, diskseq, serial, size) when opened.
+    pub fn for_drives(image: impl Into<PathBuf>, drives: &[Drive]) -> CopyPlan {
+        CopyPlan {
+            identities: drives.iter().map(DriveIdentity::of).collect(),
+            ..CopyPlan::new(image, drives.iter().map(|d| d.name.clone()).collect())
         }
     }
 }
@@ -767,8 +783,20 @@ fn write_stream(
     Ok(())
 }
 
-fn open_target(job: &Job, name: &str) -> Result<(String, Disk)> {
+/// Opens target `index` for writing, after checking it may be written and
+/// is still the drive the copy was planned for.
+fn open_target(job: &Job, index: usize, name: &str) -> Result<(String, Disk)> {
+    let planned = job.plan.identities.get(index);
+    let changed = |detail: String| Error::Changed {
+        drive: planned.map_or_else(|| name.to_owned(), |p| p.name.clone()),
+        detail,
+    };
     let drive = check_target(name, &job.plan.discover)?;
+    if let Some(p) = planned
+        && let Some(detail) = p.differences(&DriveIdentity::of(&drive))
+    {
+        return Err(changed(detail));
+    }
     let disk = Disk::open(std::path::Path::new(&drive.path), Access::WriteExclusive).map_err(
         |e| match e.raw_os_error() {
             Some(libc::EBUSY) => Error::Refused {
@@ -786,6 +814,18 @@ fn open_target(job: &Job, name: &str) -> Result<(String, Disk)> {
             },
         },
     )?;
+    // What the open handle holds: a swap between the check and the open
+    // shows here (the handle's own diskseq and size).
+    if let Some(p) = planned {
+        let opened = DriveIdentity {
+            diskseq: disk.diskseq().ok().or(p.diskseq),
+            size: disk.size(),
+            ..p.clone()
+        };
+        if let Some(detail) = p.differences(&opened) {
+            return Err(changed(detail));
+        }
+    }
     Ok((drive.name, disk))
 }
 
@@ -811,7 +851,7 @@ fn write_target(
     // Block drives of this copy verify at the same time: share the budget.
     let read_buf = read_buf_for(job.plan.targets.len());
     meter.phase(Phase::Prepare, None);
-    let (drive, mut disk) = open_target(job, name)?;
+    let (drive, mut disk) = open_target(job, index, name)?;
     let seq_before = disk.diskseq().ok();
     if let Some(need) = job.need
         && need > disk.size()

@@ -253,3 +253,46 @@ fn a_drive_that_stops_taking_data_is_dropped_and_the_others_finish() {
     assert!(cmp(&img, &fast.dev, 16 << 20));
     assert_eq!(r.source_error, None);
 }
+
+/// Issue 13, defect 1: a copy plan carried drive names only, and the writer
+/// looked the name up again at open: a stick pulled and another inserted
+/// under the same name after the copy was planned was written.
+#[test]
+fn a_swapped_drive_can_be_written() {
+    let dir = TempDir::new("swap");
+    let img = dir.path("disk.img");
+    write_file(&img, &image_bytes(1 << 20, 13));
+    let mut l = Loop::new(&dir, 8 << 20, 512);
+    let planned = copyunit_drives::discover(&loops_allowed())
+        .into_iter()
+        .find(|d| d.name == l.name)
+        .expect("listed");
+    let mut p = CopyPlan::for_drives(&img, std::slice::from_ref(&planned));
+    p.discover = loops_allowed();
+    // Between the plan and the open: another medium under the same name.
+    let other = dir.path("other.img");
+    write_file(&other, &vec![0xEEu8; 8 << 20]);
+    l.reattach(&other);
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
+    let e = r.targets[0].error.clone().unwrap_or_default();
+    assert!(
+        e.contains(&format!("drive {} changed since the copy was planned", l.name))
+            && e.contains("diskseq")
+            && e.contains("refusing to write"),
+        "{e}"
+    );
+    assert!(
+        l.contents().iter().all(|b| *b == 0xEE),
+        "the swapped-in drive was written"
+    );
+    // The same drive, planned now, is written.
+    let now = copyunit_drives::discover(&loops_allowed())
+        .into_iter()
+        .find(|d| d.name == l.name)
+        .expect("listed");
+    let mut p = CopyPlan::for_drives(&img, &[now]);
+    p.discover = loops_allowed();
+    let r = copy(&p, &CancelToken::new(), &quiet);
+    assert_eq!(r.targets[0].phase, Phase::Done, "{r:#?}");
+}

@@ -109,6 +109,30 @@ impl Loop {
         }
     }
 
+    /// Another medium under the same name: the device is detached and
+    /// attached again over `file` (the kernel gives it a new diskseq), as a
+    /// stick pulled and another plugged into the same port. The old
+    /// backing file is removed; the guard now owns `file`.
+    pub fn reattach(&mut self, file: &Path) {
+        let f = file.to_str().expect("utf-8 path");
+        run("losetup", &["-d", &self.dev]);
+        let _ = fs::remove_file(&self.file);
+        self.file = file.to_owned();
+        // udev-less detach is asynchronous: retry while the number is busy.
+        for _ in 0..100 {
+            let ok = Command::new("losetup")
+                .args([&self.dev, f])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("cannot attach {} again over {f}", self.dev);
+    }
+
     fn bound_to_us(&self) -> bool {
         let backing = fs::read_to_string(format!("/sys/block/{}/loop/backing_file", self.name))
             .unwrap_or_default();
