@@ -13,6 +13,7 @@
 //! | [`copy_from`]`(&plan, source, streams, ..)` | the same from any source (a disc) and to [`StreamTarget`]s (disc burners) |
 //! | [`wipe`]`(name, full, &opts, &cancel, &progress)` | erase partition tables and signatures, or every byte |
 //! | [`read_drive`]`(name, out, &opts, &cancel, &progress) -> ReadReport` | drive to a new image file with SHA-256 |
+//! | [`validate_bmap`]`(bytes)` | a `.bmap` sidecar checked as it arrives (the wrong line named) |
 //! | [`inspect`]`(path) -> ImageInfo` | format by magic bytes and decoded size when recorded |
 //! | [`content_sha256`], [`drive_sha256`], [`holds_image`] | hashes for the duplicator's "already holds the image" skip |
 //! | [`power_off`]`(name, &opts) -> Released` | flush a finished drive and power off its USB port |
@@ -49,6 +50,7 @@ pub mod verify;
 pub mod wipe;
 pub mod write;
 
+pub use bmap::validate_bmap;
 pub use copyunit_model::{Drive, ImageFormat, Phase};
 pub use discover::{DiscoverOptions, check_target, discover, find};
 pub use eject::{Released, power_off};

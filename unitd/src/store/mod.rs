@@ -396,6 +396,8 @@ impl Store {
 
     /// Renames a complete file into `images/` and records it.
     fn publish(&self, name: &ImageName, from: &Path, sha256: String) -> Result<Entry> {
+        sidecar::check_content(name.as_str(), from)
+            .map_err(|e| StoreError::io(format!("storing {name}"), e))?;
         let head = File::open(from)
             .and_then(|mut f| read_head(&mut f))
             .map_err(|e| StoreError::io(format!("reading {name}"), e))?;

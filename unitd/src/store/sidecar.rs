@@ -34,6 +34,24 @@ impl FileRole {
     }
 }
 
+/// Checks a sidecar's content as it arrives, before it is published: a
+/// `.bmap` must be one the writer can use, or it is refused naming the line
+/// that is wrong (and the file is removed, so nothing half-valid stays).
+/// Other files pass.
+pub fn check_content(name: &str, file: &std::path::Path) -> std::io::Result<()> {
+    if FileRole::of(name) != FileRole::Bmap {
+        return Ok(());
+    }
+    let bytes = std::fs::read(file)?;
+    copyunit_drives::validate_bmap(&bytes).map_err(|e| {
+        let _ = std::fs::remove_file(file);
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a usable bmap, refused: {e}"),
+        )
+    })
+}
+
 /// One claim from a checksum file: `name` should hash to `sha256`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
