@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod format;
+pub mod names;
 pub mod room;
 pub mod targets;
 

@@ -188,14 +188,12 @@ pub fn wait_ready(mmc: &mut Mmc<'_>, timing: &Timing) -> Result<()> {
 }
 
 /// Padded size of an image on a medium: whole blocks; CD tracks at least
-/// 300 blocks; DVD/BD in whole 32 KiB packets.
+/// 300 blocks; DVD/BD in whole 32 KiB packets. The rule is
+/// [`copyunit_model::room::disc_blocks`], the one the dashboard and unitd
+/// check room with.
 pub fn padded_blocks(media: Media, size: u64) -> u32 {
-    let blocks = u32::try_from(size.div_ceil(BLOCK as u64)).unwrap_or(u32::MAX);
-    if media.is_cd() {
-        blocks.max(300)
-    } else {
-        blocks.div_ceil(16).saturating_mul(16)
-    }
+    debug_assert_eq!(BLOCK as u64, copyunit_model::room::DISC_BLOCK);
+    u32::try_from(copyunit_model::room::disc_blocks(media.is_cd(), size)).unwrap_or(u32::MAX)
 }
 
 /// The format to send to an unformatted overwrite disc.

@@ -528,38 +528,70 @@ impl Drop for Tmux {
 pub struct Throttled {
     dir: PathBuf,
     parent: PathBuf,
+    /// The limit file and what lifts the limit again.
+    file: &'static str,
+    lift: String,
 }
 
 impl Unit {
     /// Limits unitd's writes to `dev` to `bytes_per_sec`.
     pub fn throttle_writes(&self, dev: &Loop, bytes_per_sec: u64) -> Throttled {
+        self.throttle(&dev.dev, false, bytes_per_sec)
+    }
+
+    /// Limits unitd's reads of `dev` (a device node, e.g. a partition of a
+    /// loop device) to `bytes_per_sec`: a slow stick.
+    pub fn throttle_reads(&self, dev: &str, bytes_per_sec: u64) -> Throttled {
+        self.throttle(dev, true, bytes_per_sec)
+    }
+
+    fn throttle(&self, dev: &str, reads: bool, bytes_per_sec: u64) -> Throttled {
         let pid = self.child.as_ref().expect("unitd runs").id();
-        let name = Path::new(&dev.dev).file_name().expect("device name");
-        let numbers = fs::read_to_string(Path::new("/sys/block").join(name).join("dev"))
+        let name = Path::new(dev).file_name().expect("device name");
+        let numbers = fs::read_to_string(Path::new("/sys/class/block").join(name).join("dev"))
             .expect("device numbers");
         let numbers = numbers.trim();
         let v1 = Path::new("/sys/fs/cgroup/blkio");
-        let (parent, file, line) = if v1.is_dir() {
+        let (parent, file, line, lift) = if v1.is_dir() {
+            let file = if reads {
+                "blkio.throttle.read_bps_device"
+            } else {
+                "blkio.throttle.write_bps_device"
+            };
             (
                 v1.to_path_buf(),
-                "blkio.throttle.write_bps_device",
+                file,
                 format!("{numbers} {bytes_per_sec}"),
+                format!("{numbers} 0"),
             )
         } else {
             let root = PathBuf::from("/sys/fs/cgroup");
             let _ = fs::write(root.join("cgroup.subtree_control"), "+io");
-            (root, "io.max", format!("{numbers} wbps={bytes_per_sec}"))
+            let key = if reads { "rbps" } else { "wbps" };
+            (
+                root,
+                "io.max",
+                format!("{numbers} {key}={bytes_per_sec}"),
+                format!("{numbers} {key}=max"),
+            )
         };
         let dir = parent.join(format!("copyunit-test-{pid}"));
         fs::create_dir_all(&dir).expect("a throttling cgroup");
         fs::write(dir.join(file), line).expect("throttle the device");
         fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move unitd");
-        Throttled { dir, parent }
+        Throttled {
+            dir,
+            parent,
+            file,
+            lift,
+        }
     }
 }
 
 impl Drop for Throttled {
     fn drop(&mut self) {
+        // Lifted first, so I/O queued behind the limit goes at once.
+        let _ = fs::write(self.dir.join(self.file), &self.lift);
         let pids = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
         for pid in pids.split_whitespace() {
             let _ = fs::write(self.parent.join("cgroup.procs"), pid);

@@ -25,7 +25,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Home End  g G", "first / last row"),
     ("Enter (Images)", "choose the image to copy"),
     ("Space (Drives)", "select / unselect a target drive"),
-    ("a (Drives)", "select all eligible drives (again: none)"),
+    ("a (Drives)", "every writable block drive (again: none)"),
     ("Enter (Drives)", "review the copy and confirm"),
     ("v (confirm copy)", "verify after writing on / off"),
     ("c", "cancel the running job under the cursor"),
@@ -115,8 +115,8 @@ pub struct LineEditor {
     pub cursor: usize,
 }
 
-/// Names are stored as files: keep them short.
-const MAX_NAME: usize = 128;
+/// Names are stored as files: the store's limit, in bytes.
+const MAX_NAME: usize = copyunit_model::names::MAX_NAME_LEN;
 
 impl LineEditor {
     pub fn new(initial: &str) -> LineEditor {
@@ -144,7 +144,8 @@ impl LineEditor {
             KeyCode::Char('k') if ctrl => self.text.truncate(self.cursor),
             KeyCode::Char(_) if ctrl || key.mods.contains(Modifiers::ALT) => return false,
             KeyCode::Char(c) => {
-                if self.text.len() < MAX_NAME {
+                let bytes: usize = self.text.iter().map(|c| c.len_utf8()).sum();
+                if bytes + c.len_utf8() <= MAX_NAME {
                     self.text.insert(self.cursor, c);
                     self.cursor += 1;
                 }
@@ -526,14 +527,13 @@ impl Ui {
         if self.refuse_view_only() {
             return;
         }
-        let eligible: BTreeSet<String> = snap
-            .drives
-            .iter()
-            .filter(|d| not_selectable(d).is_none())
+        // What `copy IMAGE all` writes: every writable block drive (burners
+        // are picked one by one).
+        let eligible: BTreeSet<String> = copyunit_model::targets::all_targets(&snap.drives)
             .map(|d| d.name.clone())
             .collect();
         if eligible.is_empty() {
-            self.status = Some("no drive is eligible as a target".into());
+            self.status = Some("no drive is eligible as a target (burners: pick with Space)".into());
         } else if self.targets == eligible {
             self.targets.clear();
         } else {
@@ -804,12 +804,8 @@ fn check_image_name(name: &str, snap: &Snapshot) -> Result<(), String> {
     if name.is_empty() {
         return Err("type a name for the new image".into());
     }
-    if name.contains('/') || name == "." || name == ".." || name.starts_with('.') {
-        return Err("a name cannot contain / or start with a dot".into());
-    }
-    if name.chars().any(char::is_control) {
-        return Err("a name cannot contain control characters".into());
-    }
+    // The store's own rule, so what is accepted here is accepted there.
+    copyunit_model::names::check_image_name(name).map_err(|e| e.to_string())?;
     if snap.images.iter().any(|i| i.name == name) {
         return Err(format!("an image named {name} exists already"));
     }
@@ -824,7 +820,8 @@ fn check_copy(image: &str, targets: &[String], snap: &Snapshot) -> Result<(), St
     if targets.is_empty() {
         return Err("no target drive selected".into());
     }
-    let need = img.content_size.unwrap_or(img.size);
+    // The rule unitd and the burn preflight apply (a disc padded as burned).
+    let need = copyunit_model::room::content_bytes(img);
     for t in targets {
         let Some(d) = snap.drives.iter().find(|d| &d.name == t) else {
             return Err(format!("drive {t} is gone"));
@@ -832,23 +829,7 @@ fn check_copy(image: &str, targets: &[String], snap: &Snapshot) -> Result<(), St
         if let Some(why) = not_selectable(d) {
             return Err(format!("drive {t} cannot be a target: {why}"));
         }
-        if let Some(m) = &d.media
-            && d.kind == copyunit_model::DriveKind::Optical
-            && m.free_bytes < need
-        {
-            return Err(format!(
-                "the disc in {t} has only {} free; the image needs {}",
-                format::bytes(m.free_bytes),
-                format::bytes(need)
-            ));
-        }
-        if d.size < need && d.kind != copyunit_model::DriveKind::Optical {
-            return Err(format!(
-                "drive {t} ({}) is smaller than the image ({})",
-                format::bytes(d.size),
-                format::bytes(need)
-            ));
-        }
+        copyunit_model::room::fits(image, need, d).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -130,7 +130,19 @@ impl Unit {
 
     /// Carries out what a user asked for, from any front-end. The answer is
     /// a sentence for the user: what was done, or why not.
+    ///
+    /// The work runs on a blocking thread: it reads sysfs, probes drives,
+    /// inspects images and fsyncs the store and the job history, and one
+    /// dying stick or slow store must not freeze every SSH session.
     pub async fn request(self: &Arc<Self>, req: Request) -> Result<Answer, String> {
+        let u = self.clone();
+        tokio::task::spawn_blocking(move || u.request_blocking(req))
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: the request failed ({e})")))
+    }
+
+    /// [`Unit::request`], on the calling thread (which may block).
+    pub fn request_blocking(self: &Arc<Self>, req: Request) -> Result<Answer, String> {
         match req {
             Request::RemoveImage { name } => {
                 let name = crate::store::ImageName::new(&name).map_err(|e| e.to_string())?;

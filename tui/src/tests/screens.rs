@@ -286,7 +286,7 @@ fn help_overlay_at_80x24() {
             | │ Home End  g G                 first / last row                             │
             | │ Enter (Images)                choose the image to copy                     │
             | │ Space (Drives)                select / unselect a target drive             │
-            | │ a (Drives)                    select all eligible drives (again: none)     │i
+            | │ a (Drives)                    every writable block drive (again: none)     │i
             | │ Enter (Drives)                review the copy and confirm                  │─
             | │ v (confirm copy)              verify after writing on / off                │
             | │ c                             cancel the running job under the cursor      │

@@ -104,6 +104,33 @@ fn a_selects_every_eligible_drive_and_again_none() {
     assert!(c.dash.ui().targets.is_empty());
 }
 
+/// Issue 13, defect 2: the dashboard's `a` selected eligible burners too,
+/// while `copy IMAGE all` wrote block drives only. Both are now
+/// `copyunit_model::targets::all_targets`.
+#[test]
+fn the_dashboards_a_includes_burners_while_the_commands_all_excludes_them() {
+    let mut snap = unit();
+    let mut sr1 = drive("sr1", "-", "PLEXTOR DVDR PX-891SA", 4 * GIB);
+    sr1.kind = DriveKind::Optical;
+    sr1.role = DriveRole::Burner;
+    sr1.media = Some(copyunit_model::OpticalMedia {
+        media_type: "DVD+R".into(),
+        status: "blank".into(),
+        capacity_bytes: 4 * GIB,
+        free_bytes: 4 * GIB,
+        ..Default::default()
+    });
+    snap.drives.push(sr1);
+    let mut c = Client::at(80, 24);
+    c.type_keys(TAB, &snap);
+    c.type_keys(b"a", &snap);
+    let all: Vec<&str> = copyunit_model::targets::all_targets(&snap.drives)
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(all, ["sdb", "sdc"]);
+    assert_eq!(c.dash.ui().targets.iter().collect::<Vec<_>>(), all);
+}
+
 #[test]
 fn enter_on_drives_without_an_image_asks_for_one() {
     let snap = unit();
@@ -148,7 +175,7 @@ fn too_small_target_is_refused() {
     c.type_keys(b"jj\r", &snap); // sdc, Enter selects it
     assert!(c.shows("TOO SMALL"));
     assert_eq!(c.type_keys(ENTER, &snap), []);
-    assert!(c.shows("not started: drive sdc (1.0 GiB) is smaller than the image (2.0 GiB)"));
+    assert!(c.shows("not started: image debian-12.img needs 2.0 GiB but drive sdc holds only"));
 }
 
 #[test]

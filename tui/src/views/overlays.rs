@@ -116,7 +116,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
             verify,
         } => {
             let img = snap.images.iter().find(|i| &i.name == image);
-            let need = img.map_or(0, |i| i.content_size.unwrap_or(i.size));
+            let need = img.and_then(copyunit_model::room::content_bytes);
             let desc = img.map_or_else(String::new, |i| {
                 let content = match i.content_size {
                     Some(c) if i.format.is_compressed() => format!(" > {}", format::bytes(c)),
@@ -149,7 +149,7 @@ pub fn dialog(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &Ui, theme: &T
                         .drives
                         .iter()
                         .find(|d| &d.name == t)
-                        .is_some_and(|d| d.size < need);
+                        .is_some_and(|d| copyunit_model::room::fits(image, need, d).is_err());
                     let mut spans = vec![Span::raw(drive_line(t))];
                     if small {
                         spans.push(Span::styled("  TOO SMALL", theme.error));

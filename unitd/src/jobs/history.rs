@@ -10,8 +10,23 @@ use std::path::{Path, PathBuf};
 use copyunit_model::{Job, JobState, Phase};
 use serde::{Deserialize, Serialize};
 
-/// Finished jobs kept; older ones are dropped.
-const KEEP: usize = 500;
+/// Finished jobs kept, in memory and in the file; older ones are dropped.
+pub const KEEP: usize = 500;
+
+/// Drops the oldest finished jobs beyond [`KEEP`]; running jobs stay
+/// whatever their age.
+pub fn bound(jobs: &mut Vec<Job>) {
+    let finished = jobs.iter().filter(|j| j.state.is_finished()).count();
+    let mut drop = finished.saturating_sub(KEEP);
+    jobs.retain(|j| {
+        if drop > 0 && j.state.is_finished() {
+            drop -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct HistoryFile {
@@ -55,6 +70,7 @@ impl History {
                 t.error = Some("interrupted".into());
             }
         }
+        bound(&mut jobs);
         let next = jobs
             .iter()
             .map(|j| j.id + 1)
@@ -65,11 +81,12 @@ impl History {
     }
 
     pub fn save(&self, jobs: &[Job], next_id: u64) {
-        let start = jobs.len().saturating_sub(KEEP);
+        let mut jobs = jobs.to_vec();
+        bound(&mut jobs);
         let file = HistoryFile {
             version: 1,
             next_id,
-            jobs: jobs[start..].to_vec(),
+            jobs,
         };
         let result = serde_json::to_vec_pretty(&file)
             .map_err(std::io::Error::other)

@@ -7,51 +7,16 @@
 
 use std::fmt;
 
-/// Longest accepted name in bytes (ext4's NAME_MAX).
-pub const MAX_NAME_LEN: usize = 255;
+pub use copyunit_model::names::{MAX_NAME_LEN, NameError};
 
 /// A validated name of a file in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageName(String);
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("empty file name")]
-    Empty,
-    #[error("file name longer than {MAX_NAME_LEN} bytes")]
-    TooLong,
-    #[error("`{0}` leaves the image store: only plain file names are accepted")]
-    Escapes(String),
-    #[error("`{0}`: the image store has no folders; upload to a plain file name")]
-    Folder(String),
-    #[error("file name contains a control character")]
-    Control,
-    #[error("`{0}`: names starting with a dot are reserved for the store")]
-    Hidden(String),
-}
-
 impl ImageName {
     /// Validates a bare name (no path separators at all).
     pub fn new(name: &str) -> Result<Self, NameError> {
-        if name.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(NameError::TooLong);
-        }
-        if name == "." || name == ".." {
-            return Err(NameError::Escapes(name.to_string()));
-        }
-        if name.chars().any(|c| c.is_control()) {
-            return Err(NameError::Control);
-        }
-        if name.contains('/') || name.contains('\\') {
-            return Err(NameError::Folder(name.to_string()));
-        }
-        if name.starts_with('.') {
-            return Err(NameError::Hidden(name.to_string()));
-        }
-        Ok(ImageName(name.to_string()))
+        copyunit_model::names::check_image_name(name).map(|()| ImageName(name.to_string()))
     }
 
     /// Reduces a client path to a name: `/a`, `./a`, `a`, `//a` are `a`.
