@@ -28,6 +28,13 @@ pub enum NameError {
     Control,
     #[error("`{0}`: names starting with a dot are reserved for the store")]
     Hidden(String),
+    /// The client sent bytes that are not UTF-8 (russh-sftp hands them on as
+    /// U+FFFD): storing them under a lossy name would make a file no client
+    /// can name again.
+    #[error("file name is not valid UTF-8: rename the file, or set your client to send UTF-8 names")]
+    NotUtf8,
+    #[error("file name contains an invisible direction or format character")]
+    Invisible,
 }
 
 impl ImageName {
@@ -42,9 +49,7 @@ impl ImageName {
         if name == "." || name == ".." {
             return Err(NameError::Escapes(name.to_string()));
         }
-        if name.chars().any(|c| c.is_control()) {
-            return Err(NameError::Control);
-        }
+        check_chars(name)?;
         if name.contains('/') || name.contains('\\') {
             return Err(NameError::Folder(name.to_string()));
         }
@@ -57,9 +62,7 @@ impl ImageName {
     /// Reduces a client path to a name: `/a`, `./a`, `a`, `//a` are `a`.
     /// Returns `Ok(None)` for the store root itself (`/`, `.`, ``).
     pub fn from_client_path(path: &str) -> Result<Option<Self>, NameError> {
-        if path.chars().any(|c| c.is_control()) {
-            return Err(NameError::Control);
-        }
+        check_chars(path)?;
         let mut parts = Vec::new();
         for part in path.split('/') {
             match part {
@@ -78,6 +81,25 @@ impl ImageName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Refuses what cannot be shown or named again: control characters, the
+/// replacement character a non-UTF-8 name arrives as, and the bidirectional
+/// and zero-width format characters that make a listing lie.
+fn check_chars(s: &str) -> Result<(), NameError> {
+    for c in s.chars() {
+        if c.is_control() {
+            return Err(NameError::Control);
+        }
+        if c == char::REPLACEMENT_CHARACTER {
+            return Err(NameError::NotUtf8);
+        }
+        if matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        {
+            return Err(NameError::Invisible);
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for ImageName {
@@ -128,5 +150,38 @@ mod tests {
         assert!(ImageName::new(&"x".repeat(255)).is_ok());
         assert!(ImageName::new("ubuntu 24.04 (desktop).iso").is_ok());
         assert!(ImageName::new("débian-ünïcode.img").is_ok());
+    }
+
+    #[test]
+    fn a_non_utf8_name_is_refused_not_stored_lossily() {
+        // What russh-sftp makes of the Latin-1 bytes `caf\xe9.img`.
+        let lossy = String::from_utf8_lossy(b"caf\xe9.img").into_owned();
+        assert_eq!(client(&lossy), Err(NameError::NotUtf8));
+        assert_eq!(
+            client(&format!("/{lossy}")),
+            Err(NameError::NotUtf8),
+            "a path too"
+        );
+        assert_eq!(
+            ImageName::new("evil\u{202e}gmi.exe"),
+            Err(NameError::Invisible)
+        );
+    }
+
+    #[test]
+    fn the_stores_own_metadata_cannot_be_named() {
+        for p in [
+            ".copyunit",
+            "/.copyunit",
+            ".copyunit/catalog.json",
+            "/.copyunit/partial/x.img",
+            "../.copyunit/catalog.json",
+            "images/x.img",
+            "..",
+            "/..",
+            ".catalog.json.tmp",
+        ] {
+            assert!(client(p).is_err(), "{p} must be refused");
+        }
     }
 }
