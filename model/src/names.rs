@@ -17,6 +17,12 @@ pub enum NameError {
     Folder(String),
     Control,
     Hidden(String),
+    /// The client sent bytes that are not UTF-8 (they arrive as U+FFFD):
+    /// storing them under a lossy name would make a file no client can name
+    /// again.
+    NotUtf8,
+    /// A bidirectional or zero-width format character: it makes a listing lie.
+    Invisible,
 }
 
 impl std::fmt::Display for NameError {
@@ -37,6 +43,13 @@ impl std::fmt::Display for NameError {
                 f,
                 "`{n}`: names starting with a dot are reserved for the store"
             ),
+            NameError::NotUtf8 => write!(
+                f,
+                "file name is not valid UTF-8: rename the file, or set your client to send UTF-8 names"
+            ),
+            NameError::Invisible => {
+                write!(f, "file name contains an invisible direction or format character")
+            }
         }
     }
 }
@@ -54,14 +67,32 @@ pub fn check_image_name(name: &str) -> Result<(), NameError> {
     if name == "." || name == ".." {
         return Err(NameError::Escapes(name.to_string()));
     }
-    if name.chars().any(|c| c.is_control()) {
-        return Err(NameError::Control);
-    }
+    check_chars(name)?;
     if name.contains('/') || name.contains('\\') {
         return Err(NameError::Folder(name.to_string()));
     }
     if name.starts_with('.') {
         return Err(NameError::Hidden(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Refuses what cannot be shown or named again: control characters, the
+/// replacement character a non-UTF-8 name arrives as, and the bidirectional
+/// and zero-width format characters that make a listing lie. Applies to
+/// whole client paths as well as to names.
+pub fn check_chars(s: &str) -> Result<(), NameError> {
+    for c in s.chars() {
+        if c.is_control() {
+            return Err(NameError::Control);
+        }
+        if c == char::REPLACEMENT_CHARACTER {
+            return Err(NameError::NotUtf8);
+        }
+        if matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        {
+            return Err(NameError::Invisible);
+        }
     }
     Ok(())
 }

@@ -33,6 +33,12 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("mcopy", "mtools"),
     ("mkfs.fat", "dosfstools"),
     ("cpio", "cpio"),
+    // SFTP clients of the e2e sftp_hardening tests (paramiko comes from pip).
+    ("curl", "curl"),
+    ("lftp", "lftp"),
+    ("sshfs", "sshfs"),
+    ("rclone", "rclone"),
+    ("python3", "python3"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {

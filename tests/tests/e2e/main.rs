@@ -9,3 +9,4 @@ mod duplicator;
 mod optical;
 mod sftp;
 mod unit_core;
+mod sftp_hardening;

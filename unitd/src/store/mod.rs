@@ -469,6 +469,32 @@ impl Store {
         self.entries_changed()
     }
 
+    /// Sets the modification time of a complete file, as a client asked
+    /// (`setstat`: rclone, `touch` through sshfs). The time lives on the file
+    /// itself; the catalog's identity of the file follows it, so a restart
+    /// does not take it for a file changed behind our back. Blocking.
+    pub fn set_mtime(&self, name: &ImageName, mtime: SystemTime) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !self.lock().entries.contains_key(name.as_str()) {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        let ctx = || format!("setting the time of {name}");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(self.path_of(name))
+            .map_err(|e| StoreError::io(ctx(), e))?;
+        file.set_times(fs::FileTimes::new().set_modified(mtime))
+            .map_err(|e| StoreError::io(ctx(), e))?;
+        let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
+        if let Some(e) = self.lock().entries.get_mut(name.as_str())
+            && e.inode == md.ino()
+        {
+            e.mtime_ns = mtime_ns(&md);
+        }
+        self.persist()
+    }
+
     /// Space on the store's filesystem.
     pub fn usage(&self) -> StoreUsage {
         let images_bytes = self.lock().entries.values().map(|e| e.size).sum();

@@ -22,9 +22,7 @@ impl ImageName {
     /// Reduces a client path to a name: `/a`, `./a`, `a`, `//a` are `a`.
     /// Returns `Ok(None)` for the store root itself (`/`, `.`, ``).
     pub fn from_client_path(path: &str) -> Result<Option<Self>, NameError> {
-        if path.chars().any(|c| c.is_control()) {
-            return Err(NameError::Control);
-        }
+        copyunit_model::names::check_chars(path)?;
         let mut parts = Vec::new();
         for part in path.split('/') {
             match part {
@@ -93,5 +91,38 @@ mod tests {
         assert!(ImageName::new(&"x".repeat(255)).is_ok());
         assert!(ImageName::new("ubuntu 24.04 (desktop).iso").is_ok());
         assert!(ImageName::new("débian-ünïcode.img").is_ok());
+    }
+
+    #[test]
+    fn a_non_utf8_name_is_refused_not_stored_lossily() {
+        // What russh-sftp makes of the Latin-1 bytes `caf\xe9.img`.
+        let lossy = String::from_utf8_lossy(b"caf\xe9.img").into_owned();
+        assert_eq!(client(&lossy), Err(NameError::NotUtf8));
+        assert_eq!(
+            client(&format!("/{lossy}")),
+            Err(NameError::NotUtf8),
+            "a path too"
+        );
+        assert_eq!(
+            ImageName::new("evil\u{202e}gmi.exe"),
+            Err(NameError::Invisible)
+        );
+    }
+
+    #[test]
+    fn the_stores_own_metadata_cannot_be_named() {
+        for p in [
+            ".copyunit",
+            "/.copyunit",
+            ".copyunit/catalog.json",
+            "/.copyunit/partial/x.img",
+            "../.copyunit/catalog.json",
+            "images/x.img",
+            "..",
+            "/..",
+            ".catalog.json.tmp",
+        ] {
+            assert!(client(p).is_err(), "{p} must be refused");
+        }
     }
 }

@@ -11,6 +11,14 @@
 //! Writes normally arrive in order; a resumed upload first hashes the prefix
 //! already on disk, and anything out of order (rewrites, holes) is caught up
 //! by reading the file back when it is closed.
+//!
+//! An upload may start from the bytes of a complete image
+//! ([`Upload::start_from`]): a client that opens an image for writing without
+//! truncating it (`reput`, `curl -C -`, `lftp put -c`, `>>` through sshfs)
+//! writes over and after those bytes, and the result is published as a new
+//! version on close. The copy is made by the writer thread
+//! (`copy_file_range`: a reflink where the filesystem has them), in order
+//! before the client's first write.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -64,10 +72,13 @@ pub struct Written {
 }
 
 enum Op {
+    /// Start from this file's bytes (the partial is empty).
+    Base(File),
     Write { offset: u64, data: Vec<u8> },
     SetLen(u64, oneshot::Sender<io::Result<()>>),
     Fsync(oneshot::Sender<io::Result<()>>),
-    Finish(oneshot::Sender<io::Result<Written>>),
+    /// Drain, set the modification time the client asked for, fsync, hash.
+    Finish(Option<SystemTime>, oneshot::Sender<io::Result<Written>>),
 }
 
 /// Handle to the writer thread of one partial file. Dropping it without
@@ -77,6 +88,12 @@ pub struct Upload {
     failed: Arc<Mutex<Option<String>>>,
     pub progress: Arc<UploadProgress>,
     pub partial: PathBuf,
+    /// Bytes the partial really holds at most (what was on disk or copied
+    /// in, plus every byte written): the length beyond it is holes.
+    data: AtomicU64,
+    /// The modification time a client set (`setstat`, `scp -p`, rclone),
+    /// as seconds since the epoch; applied when the upload is published.
+    mtime: Mutex<Option<u64>>,
 }
 
 impl Upload {
@@ -126,7 +143,42 @@ impl Upload {
             failed,
             progress,
             partial: partial.to_path_buf(),
+            data: AtomicU64::new(on_disk),
+            mtime: Mutex::new(None),
         })
+    }
+
+    /// Makes this (fresh, empty) upload start from the bytes of `base`, a
+    /// complete image opened by the caller: its length is what the client
+    /// sees at once; the copy happens in the writer before any write.
+    pub async fn start_from(&self, base: File) -> io::Result<()> {
+        let len = base.metadata()?.len();
+        if self.len() != 0 {
+            return Err(io::Error::other(
+                "an upload can start from an image only while it is empty",
+            ));
+        }
+        self.send(Op::Base(base)).await?;
+        self.progress.bytes.fetch_max(len, Ordering::Relaxed);
+        self.data.fetch_max(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many bytes of holes the partial would hold if it were `end` bytes
+    /// long: what a write there or a `set_len(end)` would cost in hashing
+    /// without costing disk space. The caller caps it by the free space.
+    pub fn holes_at(&self, end: u64) -> u64 {
+        end.saturating_sub(self.data.load(Ordering::Relaxed))
+    }
+
+    /// Remembers the modification time a client set, for the published file.
+    pub fn set_mtime(&self, secs: u64) {
+        *self.mtime.lock().unwrap_or_else(|p| p.into_inner()) = Some(secs);
+    }
+
+    /// The modification time a client set, if any.
+    pub fn mtime(&self) -> Option<u64> {
+        *self.mtime.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Current length of the partial file as the writer will leave it.
@@ -141,9 +193,14 @@ impl Upload {
     /// Queues `data` for `offset`. Fails with the first write error seen.
     pub async fn write_at(&self, offset: u64, data: Vec<u8>) -> io::Result<()> {
         self.check()?;
-        self.progress
-            .bytes
-            .fetch_max(offset + data.len() as u64, Ordering::Relaxed);
+        let end = end_of(offset, data.len())?;
+        self.progress.bytes.fetch_max(end, Ordering::Relaxed);
+        let n = data.len() as u64;
+        let _ = self
+            .data
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(n))
+            });
         self.send(Op::Write { offset, data }).await
     }
 
@@ -153,6 +210,9 @@ impl Upload {
         self.send(Op::SetLen(len, tx)).await?;
         rx.await.map_err(|_| gone())??;
         self.progress.bytes.store(len, Ordering::Relaxed);
+        let _ = self
+            .data
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.min(len)));
         Ok(())
     }
 
@@ -166,7 +226,10 @@ impl Upload {
     /// Drains the queue, fsyncs, and returns length and SHA-256.
     pub async fn finish(mut self) -> io::Result<Written> {
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Finish(tx)).await?;
+        let mtime = self
+            .mtime()
+            .map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        self.send(Op::Finish(mtime, tx)).await?;
         self.tx = None;
         rx.await.map_err(|_| gone())?
     }
@@ -190,6 +253,20 @@ fn gone() -> io::Error {
     io::Error::other("upload writer stopped")
 }
 
+/// `offset + len`, or an error a client can read if that passes 2^63 (the
+/// largest file offset Linux has).
+fn end_of(offset: u64, len: usize) -> io::Result<u64> {
+    offset
+        .checked_add(len as u64)
+        .filter(|&end| end <= i64::MAX as u64)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("offset {offset} is beyond the largest possible file"),
+            )
+        })
+}
+
 struct Writer {
     file: File,
     hasher: Sha256,
@@ -207,6 +284,13 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(op) = rx.blocking_recv() {
             match op {
+                Op::Base(base) => {
+                    if self.failed().is_none()
+                        && let Err(e) = self.copy_base(&base)
+                    {
+                        self.fail(&e);
+                    }
+                }
                 Op::Write { offset, data } => {
                     if self.failed().is_none()
                         && let Err(e) = self.write(offset, &data)
@@ -225,10 +309,10 @@ impl Writer {
                     };
                     let _ = reply.send(r);
                 }
-                Op::Finish(reply) => {
+                Op::Finish(mtime, reply) => {
                     let r = match self.failed() {
                         Some(msg) => Err(io::Error::other(msg)),
-                        None => self.finish(),
+                        None => self.finish(mtime),
                     };
                     let _ = reply.send(r);
                     return;
@@ -239,13 +323,27 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
+    /// Copies a complete image into the (empty) partial: the bytes the
+    /// client writes over. Not hashed here: the first write (or the close)
+    /// hashes the prefix it keeps, in file order.
+    fn copy_base(&mut self, base: &File) -> io::Result<()> {
+        let mut from = base;
+        let mut to = &self.file;
+        // std uses copy_file_range here: a reflink on btrfs/XFS, an in-kernel
+        // copy elsewhere.
+        let copied = io::copy(&mut from, &mut to)?;
+        self.len = self.len.max(copied);
+        self.progress.bytes.fetch_max(self.len, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = end_of(offset, data.len())?;
         if offset > self.hashed && offset <= self.len && !self.rehash {
             // A resumed upload: the prefix is already on disk.
             self.catch_up(offset)?;
         }
         self.file.write_all_at(data, offset)?;
-        let end = offset + data.len() as u64;
         if offset == self.hashed && !self.rehash {
             self.hasher.update(data);
             self.hashed = end;
@@ -253,7 +351,7 @@ impl Writer {
             self.rehash = true;
         }
         self.len = self.len.max(end);
-        self.progress.bytes.store(self.len, Ordering::Relaxed);
+        self.progress.bytes.fetch_max(self.len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -284,11 +382,18 @@ impl Writer {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<Written> {
+    fn finish(mut self, mtime: Option<SystemTime>) -> io::Result<Written> {
+        if let Some(t) = mtime {
+            self.file
+                .set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))?;
+        }
         self.file.sync_all()?;
         let len = self.file.metadata()?.len();
         let sha256 = if self.rehash || self.hashed > len {
             let mut file = &self.file;
+            // From the start, whatever the position (the copy of a base
+            // image moves it; everything else is positional).
+            io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
             hash_reader(&mut file)?
         } else {
             self.catch_up(len)?;
