@@ -14,8 +14,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::Arc;
 
 use copyunit_model::EventKind;
-use russh::Channel;
-use russh::server::Msg;
 use russh_sftp::protocol::{
     Attrs, Data, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status,
     StatusCode, Version,
@@ -31,12 +29,17 @@ const MAX_IO: u64 = 255 * 1024;
 const MAX_PACKET: u32 = 256 * 1024 + 1024;
 const MAX_HANDLES: usize = 64;
 
-/// Serves SFTP on `channel` until the client leaves.
-pub async fn serve(unit: Arc<Unit>, channel: Channel<Msg>) {
+/// Serves SFTP on a channel's byte stream until the client leaves (the
+/// stream comes from `ssh::channel`, whose pump keeps reading while a reply
+/// waits for the client's window).
+pub async fn serve<S>(unit: Arc<Unit>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = russh_sftp::server::Config {
         max_client_packet_len: MAX_PACKET + 4096,
     };
-    russh_sftp::server::run_with_config(channel.into_stream(), Sftp::new(unit), cfg).await;
+    russh_sftp::server::run_with_config(stream, Sftp::new(unit), cfg).await;
 }
 
 enum Open {
