@@ -23,11 +23,14 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("UNITD_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},russh=warn,russh_sftp=warn"))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // russh's own warnings are a client's to cause: rate-limited.
+    use tracing_subscriber::prelude::*;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter(filter)
+        .with_filter(unitd::ssh::logs::ThirdParty);
+    tracing_subscriber::registry().with(fmt).init();
     // A parent that blocks signals (an init using signalfd) passes the mask
     // on: unblock the ones we stop on, or SIGTERM would wait forever.
     let mut stop = nix::sys::signal::SigSet::empty();

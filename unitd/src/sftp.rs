@@ -35,8 +35,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use copyunit_model::EventKind;
-use russh::Channel;
-use russh::server::Msg;
 use russh_sftp::protocol::{
     Attrs, Data, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status,
     StatusCode, Version,
@@ -56,13 +54,18 @@ pub const MAX_PACKET: u32 = 256 * 1024 + 1024;
 /// Open files and folders per SFTP session.
 pub const MAX_HANDLES: usize = 64;
 
-/// Serves SFTP on `channel` until the client leaves.
-pub async fn serve(unit: Arc<Unit>, channel: Channel<Msg>) {
-    let stderr: Pin<Box<dyn AsyncWrite + Send>> = Box::pin(channel.make_writer_ext(Some(1)));
+/// Serves SFTP on a channel's byte stream until the client leaves (the
+/// stream comes from `ssh::channel`, whose pump keeps reading while a reply
+/// waits for the client's window). `stderr` is the channel's extended data:
+/// OpenSSH's sftp prints what arrives there.
+pub async fn serve<S>(unit: Arc<Unit>, stream: S, stderr: Pin<Box<dyn AsyncWrite + Send>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = russh_sftp::server::Config {
         max_client_packet_len: MAX_PACKET,
     };
-    let stream = Framed::new(channel.into_stream(), MAX_PACKET);
+    let stream = Framed::new(stream, MAX_PACKET);
     russh_sftp::server::run_with_config(stream, Sftp::new(unit, stderr), cfg).await;
 }
 

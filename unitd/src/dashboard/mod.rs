@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use copyunit_tui::{Action, ColorMode, Dashboard, Options};
-use russh::server::Msg;
-use russh::{Channel, ChannelMsg};
+use russh::ChannelMsg;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::ssh::channel::Door;
 use crate::unit::Unit;
 
 pub mod console;
@@ -25,6 +25,21 @@ pub mod console;
 const FRAME: Duration = Duration::from_millis(100);
 /// How long a lone ESC waits for the rest of an escape sequence.
 const ESC_WAIT: Duration = Duration::from_millis(50);
+
+/// The largest terminal we draw for: a 4K screen in a 6x9 font (~12 MB of
+/// cells). A client
+/// may ask for 65535x65535 (`pty-req`, `window-change`); the frame buffers
+/// are cols x rows cells, so an unbounded size is an unbounded allocation.
+pub const MAX_COLS: u16 = 640;
+pub const MAX_ROWS: u16 = 240;
+
+/// A client's terminal size, bounded to what a screen can show (pixel
+/// sizes are never used).
+pub fn bound_size(cols: u32, rows: u32) -> (u16, u16) {
+    let c = cols.clamp(1, MAX_COLS as u32) as u16;
+    let r = rows.clamp(1, MAX_ROWS as u32) as u16;
+    (c, r)
+}
 
 /// The terminal the client asked for.
 #[derive(Debug, Clone)]
@@ -76,7 +91,10 @@ pub async fn drive(
                     }
                     esc_deadline = dash.has_pending_input().then(|| Instant::now() + ESC_WAIT);
                 }
-                Some(Input::Resize(cols, rows)) => dash.resize(cols, rows),
+                Some(Input::Resize(cols, rows)) => {
+                    let (cols, rows) = bound_size(cols.into(), rows.into());
+                    dash.resize(cols, rows)
+                }
                 None => break false,
             },
             r = snaps.changed() => {
@@ -110,14 +128,18 @@ pub async fn drive(
 /// The pty door: one dashboard on an SSH channel; exit-status 0 at the end.
 pub async fn run(
     unit: Arc<Unit>,
-    channel: Channel<Msg>,
+    door: Door,
     pty: Pty,
     mut resize: mpsc::UnboundedReceiver<(u16, u16)>,
 ) {
-    let (mut read, write) = channel.split();
+    let Door {
+        input: mut read,
+        output: write,
+    } = door;
+    let (width, height) = bound_size(pty.cols.into(), pty.rows.into());
     let mut dash = Dashboard::new(Options {
-        width: pty.cols,
-        height: pty.rows,
+        width,
+        height,
         colors: ColorMode::from_term(&pty.term, None),
         view_only: false,
         mouse: false,
@@ -139,7 +161,7 @@ pub async fn run(
         }
     });
     let (frames, mut frames_rx) = mpsc::channel::<Vec<u8>>(1);
-    let out = write.make_writer();
+    let out = write.writer(None);
     let writer = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
         let mut out = out;
@@ -153,9 +175,28 @@ pub async fn run(
     drop(frames);
     let _ = writer.await;
     pump.abort();
-    let _ = write.exit_status(0).await;
-    let _ = write.eof().await;
-    let _ = write.close().await;
+    write.finish(0).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_65535x65535_window_change_is_bounded_to_a_screen() {
+        assert_eq!(bound_size(65535, 65535), (MAX_COLS, MAX_ROWS));
+        assert_eq!(bound_size(u32::MAX, 0), (MAX_COLS, 1));
+        assert_eq!(bound_size(80, 24), (80, 24));
+        // What the biggest terminal costs the dashboard, drawn.
+        let mut d = Dashboard::new(Options {
+            width: MAX_COLS,
+            height: MAX_ROWS,
+            colors: ColorMode::from_term("xterm-256color", None),
+            view_only: true,
+            mouse: false,
+        });
+        d.resize(MAX_COLS, MAX_ROWS);
+    }
 }
 
 /// Hands each action to the unit; returns true on Quit.

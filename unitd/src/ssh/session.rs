@@ -4,12 +4,15 @@
 //! - shell with a pty (`ssh admin@unit`) -> the dashboard
 //! - subsystem `sftp` (sftp, scp) -> [`crate::sftp`]
 //!
-//! Each channel is handed to its own task, which owns it, drains it, and
-//! sends exit-status before EOF and close.
+//! Each channel gets a pump as it opens ([`super::channel`]), so no channel
+//! can hold up the connection; then it is handed to its door's task, which
+//! sends exit-status before EOF and close. Requests we do not serve (x11,
+//! env, agent and port forwarding) are answered with failure at once.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use russh::keys::HashAlg;
 use russh::server::{
@@ -18,23 +21,37 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::sync::{mpsc, oneshot};
 
+use super::channel::{self, Backpressure, Door, Slot};
 use crate::commands::{self, Io, Stdin, StdinMsg};
 use crate::dashboard;
+use crate::limited;
 use crate::unit::Unit;
 
 /// Channels one connection may have open at once.
 const MAX_CHANNELS: usize = 10;
 
+/// How far each door may fall behind the client (see [`channel`]). SFTP: a
+/// client has at most its pipeline outstanding (OpenSSH: 64 requests of up
+/// to 255 KiB), so far more than that is a client not reading its replies.
+const SFTP_BUDGET: usize = 64 << 20;
+/// A command's stdin (`upload < file`) is held back at disk speed.
+const EXEC_BUDGET: usize = 8 << 20;
+const PTY_BUDGET: usize = 1 << 20;
+
 pub struct Session {
     unit: Arc<Unit>,
     peer: SocketAddr,
     authed: Option<oneshot::Sender<()>>,
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Opened, pumped, not yet given to a door.
+    channels: HashMap<ChannelId, Door>,
+    /// Every channel's slot, until the client closes it.
+    slots: HashMap<ChannelId, Arc<Slot>>,
     ptys: HashMap<ChannelId, dashboard::Pty>,
     resizes: HashMap<ChannelId, mpsc::UnboundedSender<(u16, u16)>>,
     /// SFTP channels: they need an exit-status when the client is done.
     sftp: HashSet<ChannelId>,
-    open: usize,
+    /// Channels held now (see [`Slot`]).
+    open: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -44,10 +61,11 @@ impl Session {
             peer,
             authed: Some(authed),
             channels: HashMap::new(),
+            slots: HashMap::new(),
             ptys: HashMap::new(),
             resizes: HashMap::new(),
             sftp: HashSet::new(),
-            open: 0,
+            open: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -77,12 +95,12 @@ impl Session {
             tracing::info!(peer = %self.peer, "admin logged in with the pairing code");
             Auth::Accept
         } else {
-            tracing::info!(peer = %self.peer, user, "pairing code refused");
+            limited!(info, "login refused", peer = %self.peer, user, "pairing code refused");
             self.reject()
         }
     }
 
-    fn take(&mut self, id: ChannelId) -> Option<Channel<Msg>> {
+    fn take(&mut self, id: ChannelId) -> Option<Door> {
         self.channels.remove(&id)
     }
 }
@@ -121,7 +139,7 @@ impl russh::server::Handler for Session {
             );
             Ok(Auth::Accept)
         } else {
-            tracing::info!(peer = %self.peer, user, "public key refused");
+            limited!(info, "login refused", peer = %self.peer, user, "public key refused");
             Ok(self.reject())
         }
     }
@@ -177,14 +195,18 @@ impl russh::server::Handler for Session {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut RusshSession,
+        session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
-        if self.open >= MAX_CHANNELS {
+        self.slots.retain(|_, s| !s.is_released());
+        let Some(slot) = Slot::take(&self.open, MAX_CHANNELS) else {
+            limited!(info, "channel refused", peer = %self.peer, "refused a channel: {MAX_CHANNELS} open already");
             drop(reply); // rejects
             return Ok(());
-        }
-        self.open += 1;
-        self.channels.insert(channel.id(), channel);
+        };
+        let id = channel.id();
+        self.slots.insert(id, slot.clone());
+        self.channels
+            .insert(id, channel::open(channel, session.handle(), slot));
         reply.accept().await;
         Ok(())
     }
@@ -198,7 +220,9 @@ impl russh::server::Handler for Session {
         self.ptys.remove(&channel);
         self.resizes.remove(&channel);
         self.sftp.remove(&channel);
-        self.open = self.open.saturating_sub(1);
+        if let Some(slot) = self.slots.remove(&channel) {
+            slot.release();
+        }
         Ok(())
     }
 
@@ -229,12 +253,18 @@ impl russh::server::Handler for Session {
         _modes: &[(russh::Pty, u32)],
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
+        if !self.channels.contains_key(&channel) {
+            // Already given to a door: too late for a terminal.
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        let (cols, rows) = dashboard::bound_size(col_width, row_height);
         self.ptys.insert(
             channel,
             dashboard::Pty {
-                term: term.to_string(),
-                cols: clamp(col_width),
-                rows: clamp(row_height),
+                term: term.chars().take(64).collect(),
+                cols,
+                rows,
             },
         );
         session.channel_success(channel)?;
@@ -250,13 +280,40 @@ impl russh::server::Handler for Session {
         _pix_height: u32,
         _session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
+        let (cols, rows) = dashboard::bound_size(col_width, row_height);
         if let Some(tx) = self.resizes.get(&channel) {
-            let _ = tx.send((clamp(col_width), clamp(row_height)));
+            let _ = tx.send((cols, rows));
         }
         if let Some(p) = self.ptys.get_mut(&channel) {
-            p.cols = clamp(col_width);
-            p.rows = clamp(row_height);
+            p.cols = cols;
+            p.rows = rows;
         }
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        // Nothing here draws on X: say so, or paramiko's request_x11 hangs.
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut RusshSession,
+    ) -> Result<(), Self::Error> {
+        // Accepted by no one (OpenSSH's default AcceptEnv is empty).
+        session.channel_failure(channel)?;
         Ok(())
     }
 
@@ -265,7 +322,7 @@ impl russh::server::Handler for Session {
         channel: ChannelId,
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
-        let Some(ch) = self.take(channel) else {
+        let Some(door) = self.take(channel) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
@@ -273,13 +330,15 @@ impl russh::server::Handler for Session {
         let unit = self.unit.clone();
         match self.ptys.get(&channel).cloned() {
             Some(pty) => {
+                door.input.set_budget(Backpressure::Hold, PTY_BUDGET);
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.resizes.insert(channel, tx);
-                tokio::spawn(dashboard::run(unit, ch, pty, rx));
+                tokio::spawn(dashboard::run(unit, door, pty, rx));
             }
             None => {
                 // No terminal: there is nothing to draw on. Say what to do.
-                tokio::spawn(run_command(unit, ch, None));
+                door.input.set_budget(Backpressure::Hold, EXEC_BUDGET);
+                tokio::spawn(run_command(unit, door, None));
             }
         }
         Ok(())
@@ -291,14 +350,15 @@ impl russh::server::Handler for Session {
         data: &[u8],
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
-        let Some(ch) = self.take(channel) else {
+        let Some(door) = self.take(channel) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
         session.channel_success(channel)?;
+        door.input.set_budget(Backpressure::Hold, EXEC_BUDGET);
         let line = String::from_utf8_lossy(data).into_owned();
         tracing::info!(peer = %self.peer, "exec: {line}");
-        tokio::spawn(run_command(self.unit.clone(), ch, Some(line)));
+        tokio::spawn(run_command(self.unit.clone(), door, Some(line)));
         Ok(())
     }
 
@@ -312,26 +372,27 @@ impl russh::server::Handler for Session {
             session.channel_failure(channel)?;
             return Ok(());
         }
-        let Some(ch) = self.take(channel) else {
+        let Some(door) = self.take(channel) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
         session.channel_success(channel)?;
+        door.input.set_budget(Backpressure::Close, SFTP_BUDGET);
         self.sftp.insert(channel);
         tracing::info!(peer = %self.peer, "sftp session");
-        crate::sftp::serve(self.unit.clone(), ch).await;
+        let stderr = Box::pin(door.output.writer(Some(1)));
+        crate::sftp::serve(self.unit.clone(), door.into_stream(), stderr).await;
         Ok(())
     }
 }
 
-fn clamp(v: u32) -> u16 {
-    v.min(u16::MAX as u32) as u16
-}
-
 /// Runs one exec command on its channel: stdin from the channel, stdout and
 /// stderr back, then exit-status, EOF, close - in that order.
-async fn run_command(unit: Arc<Unit>, channel: Channel<Msg>, line: Option<String>) {
-    let (mut read, write) = channel.split();
+async fn run_command(unit: Arc<Unit>, door: Door, line: Option<String>) {
+    let Door {
+        input: mut read,
+        output: write,
+    } = door;
     let (tx, rx) = mpsc::channel(64);
     // Drain the channel always: an undrained channel stalls the connection.
     let pump = tokio::spawn(async move {
@@ -356,8 +417,8 @@ async fn run_command(unit: Arc<Unit>, channel: Channel<Msg>, line: Option<String
         }
         tracing::debug!("exec channel input ended");
     });
-    let mut stdout = write.make_writer();
-    let mut stderr = write.make_writer_ext(Some(1));
+    let mut stdout = write.writer(None);
+    let mut stderr = write.writer(Some(1));
     let code = {
         let mut io = Io {
             stdin: Stdin::new(rx),
@@ -374,9 +435,7 @@ async fn run_command(unit: Arc<Unit>, channel: Channel<Msg>, line: Option<String
     use tokio::io::AsyncWriteExt;
     let _ = stdout.flush().await;
     let _ = stderr.flush().await;
-    let _ = write.exit_status(code).await;
-    let _ = write.eof().await;
-    let _ = write.close().await;
+    write.finish(code).await;
     pump.abort();
 }
 
