@@ -39,6 +39,14 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("sshfs", "sshfs"),
     ("rclone", "rclone"),
     ("python3", "python3"),
+    // The image build the tests run (image-build's TOOLS in xtask/src/image.rs), and the
+    // mounts and mtools readers of the tests; the tidy test keeps this list complete.
+    ("depmod", "kmod"),
+    ("strip", "binutils"),
+    ("mdir", "mtools"),
+    ("mtype", "mtools"),
+    ("mount", "mount"),
+    ("umount", "mount"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
