@@ -745,3 +745,87 @@ impl Unit {
         assert!(out.status.success(), "upload: {}", stderr(&out));
     }
 }
+
+/// `timeout -k 10 SECS PROG`: a client that hangs fails its test (status
+/// 124 or 137) instead of stalling the run.
+pub fn bounded(secs: u32, prog: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["-k", "10", &secs.to_string(), prog]);
+    c
+}
+
+/// Other SSH clients (PuTTY, curl, lftp, rclone, sshfs, paramiko,
+/// asyncssh): what they need to reach this unit non-interactively.
+impl Unit {
+    /// The pinned known_hosts file (`[127.0.0.1]:PORT KEY`).
+    pub fn known_hosts_path(&self) -> &Path {
+        &self.known_hosts
+    }
+
+    /// The host key's fingerprint as `status --json` reports it (`SHA256:...`).
+    pub fn host_fingerprint(&self) -> String {
+        self.json("status --json")["host_key_fingerprint"]
+            .as_str()
+            .expect("status --json has host_key_fingerprint")
+            .to_string()
+    }
+
+    /// The admin key in PuTTY's format (`puttygen KEY -O private -o KEY.ppk`).
+    pub fn ppk(&self) -> PathBuf {
+        let ppk = self.key.private.with_extension("ppk");
+        if !ppk.exists() {
+            let out = bounded(60, "puttygen")
+                .arg(&self.key.private)
+                .args(["-O", "private", "-o"])
+                .arg(&ppk)
+                .stdin(Stdio::null())
+                .output()
+                .expect("puttygen runs");
+            assert!(out.status.success(), "puttygen: {}", stderr(&out));
+        }
+        ppk
+    }
+
+    /// A PuTTY tool (`psftp`, `pscp`, `plink`) with `-batch`, the port, the
+    /// admin key and the host key pinned by fingerprint.
+    pub fn putty(&self, secs: u32, prog: &str) -> Command {
+        let mut c = bounded(secs, prog);
+        c.args(["-batch", "-P", &self.port.to_string(), "-i"])
+            .arg(self.ppk())
+            .args(["-hostkey", &self.host_fingerprint()]);
+        c
+    }
+
+    /// Runs `tests/clients/SCRIPT` (a Python client) with `steps` on one
+    /// connection, logging in with `keys` tried in order. Returns the JSON
+    /// line each step printed; panics with the script's stderr if it fails.
+    pub fn python(&self, script: &str, keys: &[&Path], steps: &[&str]) -> Vec<serde_json::Value> {
+        let out = self.python_output(script, keys, steps);
+        assert!(
+            out.status.success(),
+            "{script} {steps:?} failed ({}): {}\n{}\nunitd log:\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out),
+            self.log()
+        );
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script}: {e}: {l}")))
+            .collect()
+    }
+
+    /// [`Unit::python`] without the checks.
+    pub fn python_output(&self, script: &str, keys: &[&Path], steps: &[&str]) -> Output {
+        let keys: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
+        bounded(180, "python3")
+            .arg(workspace_root().join("tests/clients").join(script))
+            .args(steps)
+            .env("UNIT_PORT", self.port.to_string())
+            .env("UNIT_KEYS", keys.join(":"))
+            .env("UNIT_KNOWN_HOSTS", &self.known_hosts)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 runs")
+    }
+}

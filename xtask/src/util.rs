@@ -60,7 +60,7 @@ pub fn ensure_apt_files(needs: &[(&str, &str)]) -> Result<()> {
 }
 
 /// One `apt-get update` and one install for all of `pkgs` (nothing if empty).
-fn apt_install(pkgs: &[&str]) -> Result<()> {
+pub fn apt_install(pkgs: &[&str]) -> Result<()> {
     let mut pkgs = pkgs.to_vec();
     pkgs.sort_unstable();
     pkgs.dedup();

@@ -2,6 +2,7 @@
 //! One test binary, one module per area.
 
 mod auth;
+mod clients;
 mod commands;
 mod copy;
 mod dashboard;
