@@ -32,6 +32,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("mcopy", "mtools"),
     ("mkfs.fat", "dosfstools"),
     ("cpio", "cpio"),
+    ("python3", "python3"),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {

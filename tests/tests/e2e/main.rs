@@ -6,5 +6,6 @@ mod commands;
 mod copy;
 mod dashboard;
 mod duplicator;
+mod keys;
 mod optical;
 mod sftp;

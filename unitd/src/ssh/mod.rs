@@ -4,6 +4,7 @@
 //! doors that hold a channel (`sftp`, `dashboard`) know russh.
 
 pub mod auth;
+pub mod authorized_keys;
 pub mod hostkey;
 pub mod server;
 pub mod session;
