@@ -134,6 +134,15 @@ fn a_latin1_comment_in_authorized_keys_keeps_every_key_and_pairing_off() {
     assert!(log.contains("line 4"), "the bad line is named: {log}");
     let listed = unit.json("keys list --json");
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[0]["line"], 3, "{listed}");
+    assert_eq!(listed[1]["options"], "no-agent-forwarding", "{listed}");
+    let text = unit.ssh("keys list");
+    assert!(stdout(&text).contains("Jos\u{fffd}"), "{}", stdout(&text));
+    assert!(
+        stderr(&text).contains("line 4: not a public key"),
+        "keys list names the skipped line: {}",
+        stderr(&text)
+    );
 
     // keys add and rm keep every other line byte for byte.
     let third = keygen(unit.dir.path(), "third");

@@ -151,20 +151,21 @@ pub fn parse_line(line: &[u8]) -> Result<Option<KeyLine>, LineError> {
     }
     let end = options_end(line)?;
     let (opts, rest) = line.split_at(end);
-    let options = parse_options(opts)?;
     let rest = trim_start(rest);
-    match read_key(rest)? {
-        Some((key, comment)) => Ok(Some(KeyLine {
-            key,
-            options,
-            options_text: String::from_utf8_lossy(opts).into_owned(),
-            comment,
-        })),
-        None => Err(LineError::Key(format!(
-            "no key type after the options: {}",
-            preview(rest)
-        ))),
-    }
+    // Without a key after it, the first word was no option list either:
+    // say so rather than complain about its "options".
+    let Some((key, comment)) = read_key(rest)? else {
+        return Err(LineError::Key(format!(
+            "no key type where one should be: {}",
+            preview(line)
+        )));
+    };
+    Ok(Some(KeyLine {
+        key,
+        options: parse_options(opts)?,
+        options_text: String::from_utf8_lossy(opts).into_owned(),
+        comment,
+    }))
 }
 
 fn trim_start(s: &[u8]) -> &[u8] {
@@ -650,6 +651,10 @@ mod tests {
             refused("frobnicate"),
             LineError::Unsupported("frobnicate".into())
         );
+        assert!(matches!(
+            line("this line is no key"),
+            Err(LineError::Key(_))
+        ));
     }
 
     #[test]
