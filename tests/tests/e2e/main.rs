@@ -7,6 +7,7 @@ mod commands;
 mod copy;
 mod dashboard;
 mod duplicator;
+mod keys;
 mod optical;
 mod sftp;
 mod unit_core;

@@ -61,7 +61,7 @@ impl Stdin {
     }
 
     /// Reads everything up to EOF, at most `limit` bytes.
-    pub async fn read_to_string(&mut self, limit: usize) -> Result<String, String> {
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, String> {
         let mut buf = Vec::new();
         while let Some(chunk) = self.next().await.map_err(|e| e.to_string())? {
             buf.extend_from_slice(&chunk);
@@ -69,6 +69,12 @@ impl Stdin {
                 return Err(format!("input longer than {limit} bytes"));
             }
         }
+        Ok(buf)
+    }
+
+    /// Reads everything up to EOF as UTF-8 text, at most `limit` bytes.
+    pub async fn read_to_string(&mut self, limit: usize) -> Result<String, String> {
+        let buf = self.read_to_end(limit).await?;
         String::from_utf8(buf).map_err(|_| "input is not UTF-8 text".to_string())
     }
 }
@@ -244,9 +250,8 @@ pub async fn run(unit: &Arc<Unit>, line: &str, io: &mut Io<'_>) -> u32 {
             use clap::error::ErrorKind::*;
             let text = e.render().to_string();
             return match e.kind() {
-                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
-                    if !argv.is_empty() || e.kind() != DisplayHelpOnMissingArgumentOrSubcommand =>
-                {
+                // A missing subcommand (`keys` alone) is bad usage: exit 2.
+                DisplayHelp | DisplayVersion => {
                     let _ = say(io.stdout, &text).await;
                     EXIT_OK
                 }
@@ -263,6 +268,22 @@ pub async fn run(unit: &Arc<Unit>, line: &str, io: &mut Io<'_>) -> u32 {
             let _ = say(io.stderr, &format!("error: {msg}\n")).await;
             EXIT_FAILED
         }
+    }
+}
+
+/// Whether `line` is a command unitd would run (for `command=` in
+/// authorized_keys); the reason if not.
+pub fn check(line: &str) -> Result<(), String> {
+    let argv = shell_words::split(line).map_err(|e| e.to_string())?;
+    match Cli::try_parse_from(&argv) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("not a command")
+            .trim_start_matches("error: ")
+            .to_string()),
     }
 }
 
@@ -526,22 +547,45 @@ async fn upload(
     }
 }
 
+/// Runs a key-file operation off the async runtime (it reads and writes the
+/// file).
+async fn with_keys<T: Send + 'static>(
+    unit: &Arc<Unit>,
+    f: impl FnOnce(&crate::ssh::auth::Keys) -> T + Send + 'static,
+) -> Result<T, String> {
+    let unit = unit.clone();
+    tokio::task::spawn_blocking(move || f(&unit.keys))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn keys(unit: &Arc<Unit>, cmd: KeysCmd, io: &mut Io<'_>) -> Outcome {
     match cmd {
         KeysCmd::List { json } => {
-            let keys = unit.keys.list();
+            let (keys, problems) = with_keys(unit, |k| (k.list(), k.problems())).await?;
+            for p in &problems {
+                say(
+                    io.stderr,
+                    &format!("warning: {}: {p}\n", unit.keys.path().display()),
+                )
+                .await?;
+            }
             emit(io, json, &keys, || render::keys(&keys)).await
         }
         KeysCmd::Add { json } => {
-            let text = io.stdin.read_to_string(64 * 1024).await?;
-            let added = unit.keys.add(&text).map_err(|e| e.to_string())?;
+            let text = io.stdin.read_to_end(crate::ssh::auth::MAX_ADD).await?;
+            let added = with_keys(unit, move |k| k.add(&text))
+                .await?
+                .map_err(|e| e.to_string())?;
             for k in &added {
                 unit.event(EventKind::Info, format!("SSH key {} added", k.fingerprint));
             }
             emit(io, json, &added, || render::keys(&added)).await
         }
         KeysCmd::Rm { fingerprint, json } => {
-            let removed = unit.keys.remove(&fingerprint).map_err(|e| e.to_string())?;
+            let removed = with_keys(unit, move |k| k.remove(&fingerprint))
+                .await?
+                .map_err(|e| e.to_string())?;
             unit.event(
                 EventKind::Info,
                 format!("SSH key {} removed", removed.fingerprint),

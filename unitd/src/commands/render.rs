@@ -279,11 +279,20 @@ pub fn keys(keys: &[KeyInfo]) -> String {
             vec![
                 k.fingerprint.clone(),
                 k.algorithm.clone(),
+                k.line.to_string(),
+                if k.options.is_empty() {
+                    "-".into()
+                } else {
+                    k.options.clone()
+                },
                 k.comment.clone(),
             ]
         })
         .collect();
-    table(&["FINGERPRINT", "TYPE", "COMMENT"], &rows)
+    table(
+        &["FINGERPRINT", "TYPE", "LINE", "OPTIONS", "COMMENT"],
+        &rows,
+    )
 }
 
 pub fn events(events: &[Event]) -> String {

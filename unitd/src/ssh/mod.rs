@@ -6,6 +6,7 @@
 //! (`sftp`, `dashboard`) know russh.
 
 pub mod auth;
+pub mod authorized_keys;
 pub mod channel;
 pub mod hostkey;
 pub mod logs;

@@ -78,6 +78,8 @@ pub fn russh_config(unit: &Unit, host_key: PrivateKey) -> russh::server::Config 
                 russh::cipher::AES_128_CTR,
             ]),
             compression: std::borrow::Cow::Borrowed(&[russh::compression::NONE]),
+            // server-sig-algs (and host key algorithms): no ssh-rsa (SHA-1).
+            key: std::borrow::Cow::Borrowed(super::auth::USER_KEY_ALGORITHMS),
             ..Preferred::default()
         },
         ..Default::default()

@@ -22,6 +22,8 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{self, Backpressure, Door, Slot};
+use super::auth;
+use super::authorized_keys::{KeyOptions, Run};
 use crate::commands::{self, Io, Stdin, StdinMsg};
 use crate::dashboard;
 use crate::limited;
@@ -52,6 +54,8 @@ pub struct Session {
     sftp: HashSet<ChannelId>,
     /// Channels held now (see [`Slot`]).
     open: Arc<AtomicUsize>,
+    /// What the key's authorized_keys line allows (all for the pairing code).
+    access: KeyOptions,
 }
 
 impl Session {
@@ -66,6 +70,7 @@ impl Session {
             resizes: HashMap::new(),
             sftp: HashSet::new(),
             open: Arc::new(AtomicUsize::new(0)),
+            access: KeyOptions::default(),
         }
     }
 
@@ -119,7 +124,12 @@ impl russh::server::Handler for Session {
     ) -> Result<Auth, Self::Error> {
         // Only a probe: say whether a signature is worth making. Authorization
         // happens in auth_publickey, after russh verified the signature.
-        if self.is_admin(user) && self.unit.keys.allows(offer.public_key) {
+        let ip = self.peer.ip();
+        if self.is_admin(user)
+            && auth::authorize(&self.unit, offer.public_key, offer.algorithm, ip)
+                .await
+                .is_ok()
+        {
             Ok(Auth::Accept)
         } else {
             Ok(self.reject())
@@ -131,16 +141,23 @@ impl russh::server::Handler for Session {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.is_admin(user) && self.unit.keys.allows(key.public_key) {
-            tracing::info!(
-                peer = %self.peer,
-                key = %key.public_key.fingerprint(HashAlg::Sha256),
-                "admin logged in"
-            );
-            Ok(Auth::Accept)
-        } else {
-            limited!(info, "login refused", peer = %self.peer, user, "public key refused");
-            Ok(self.reject())
+        let fp = key.public_key.fingerprint(HashAlg::Sha256);
+        let grant = match self.is_admin(user) {
+            true => {
+                auth::authorize(&self.unit, key.public_key, key.algorithm, self.peer.ip()).await
+            }
+            false => Err("not the admin user".into()),
+        };
+        match grant {
+            Ok(grant) => {
+                tracing::info!(peer = %self.peer, key = %fp, line = grant.line, "admin logged in");
+                self.access = grant.options;
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                limited!(info, "login refused", peer = %self.peer, user, key = %fp, "public key refused: {why}");
+                Ok(self.reject())
+            }
         }
     }
 
@@ -253,6 +270,11 @@ impl russh::server::Handler for Session {
         _modes: &[(russh::Pty, u32)],
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
+        if !self.access.pty {
+            tracing::info!(peer = %self.peer, "pty refused: the key's line says no-pty (or restrict)");
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
         if !self.channels.contains_key(&channel) {
             // Already given to a door: too late for a terminal.
             session.channel_failure(channel)?;
@@ -322,12 +344,27 @@ impl russh::server::Handler for Session {
         channel: ChannelId,
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
+        let forced = match self.access.run(None) {
+            Run::Refused(why) => {
+                tracing::info!(peer = %self.peer, "shell refused: {why}");
+                session.channel_failure(channel)?;
+                return Ok(());
+            }
+            Run::Forced(c) => Some(c),
+            Run::Requested(_) => None,
+        };
         let Some(door) = self.take(channel) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
         session.channel_success(channel)?;
         let unit = self.unit.clone();
+        if let Some(c) = forced {
+            tracing::info!(peer = %self.peer, "forced command: {c} (the client asked for a shell)");
+            door.input.set_budget(Backpressure::Hold, EXEC_BUDGET);
+            tokio::spawn(run_command(unit, door, Some(c)));
+            return Ok(());
+        }
         match self.ptys.get(&channel).cloned() {
             Some(pty) => {
                 door.input.set_budget(Backpressure::Hold, PTY_BUDGET);
@@ -350,15 +387,27 @@ impl russh::server::Handler for Session {
         data: &[u8],
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
+        let line = String::from_utf8_lossy(data).into_owned();
+        tracing::info!(peer = %self.peer, "exec: {line}");
+        let line = match self.access.run(Some(&line)) {
+            Run::Requested(line) => line,
+            Run::Forced(c) => {
+                tracing::info!(peer = %self.peer, "forced command: {c} (SSH_ORIGINAL_COMMAND: {line})");
+                Some(c)
+            }
+            Run::Refused(why) => {
+                tracing::info!(peer = %self.peer, "exec refused: {why}");
+                session.channel_failure(channel)?;
+                return Ok(());
+            }
+        };
         let Some(door) = self.take(channel) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
         session.channel_success(channel)?;
         door.input.set_budget(Backpressure::Hold, EXEC_BUDGET);
-        let line = String::from_utf8_lossy(data).into_owned();
-        tracing::info!(peer = %self.peer, "exec: {line}");
-        tokio::spawn(run_command(self.unit.clone(), door, Some(line)));
+        tokio::spawn(run_command(self.unit.clone(), door, line));
         Ok(())
     }
 
@@ -368,7 +417,7 @@ impl russh::server::Handler for Session {
         name: &str,
         session: &mut RusshSession,
     ) -> Result<(), Self::Error> {
-        if name != "sftp" {
+        if name != "sftp" || !self.access.sftp() {
             session.channel_failure(channel)?;
             return Ok(());
         }
