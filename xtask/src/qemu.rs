@@ -54,14 +54,18 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
+/// What `cargo xtask qemu` runs besides the image build's [`image::TOOLS`]: QEMU, the demo
+/// disc's maker, the client it prints (the tidy test checks this list against the code).
+pub const TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("xorriso", "xorriso"),
+    ("ssh", "openssh-client"),
+];
+
 /// QEMU, its firmware, and the tools for the virtual disks.
 pub fn ensure_tools() -> Result<()> {
     image::ensure_tools()?;
-    util::ensure_apt(&[
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("xorriso", "xorriso"),
-        ("ssh", "openssh-client"),
-    ])?;
+    util::ensure_apt(TOOLS)?;
     util::ensure_apt_files(&[(qemu::OVMF_CODE, "ovmf")])
 }
 
@@ -87,13 +91,20 @@ pub fn demo_iso(dir: &Path) -> Result<PathBuf> {
     Ok(iso)
 }
 
-/// Copies `from` to `to` when `to` is missing or older (the VM's writable copy of the image).
-fn refresh_copy(from: &Path, to: &Path) -> Result<()> {
-    let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if age(to).is_none() || age(to) < age(from) {
-        std::fs::copy(from, to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+/// Copies the built image to the VM's writable copy `to` unless `to` was copied from an image
+/// built from the same inputs (the unit's own edits to its boot partition then survive a
+/// restart). Judged by content (`Built::inputs_key`, recorded beside the copy), never by mtime.
+fn refresh_copy(built: &copyunit_image_build::Built, to: &Path) -> Result<()> {
+    let stamp = copyunit_image_build::cache::stamp_path(to);
+    let copied_from = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if to.exists() && !built.inputs_key.is_empty() && copied_from.trim() == built.inputs_key {
+        return Ok(());
     }
+    let _ = std::fs::remove_file(&stamp);
+    std::fs::copy(&built.image, to)
+        .with_context(|| format!("copying {} to {}", built.image.display(), to.display()))?;
+    std::fs::write(&stamp, format!("{}\n", built.inputs_key))
+        .with_context(|| format!("writing {}", stamp.display()))?;
     Ok(())
 }
 
@@ -107,7 +118,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = util::root().join("target/qemu");
     std::fs::create_dir_all(&dir)?;
     let boot_img = dir.join("boot.img");
-    refresh_copy(&built.image, &boot_img)?;
+    refresh_copy(&built, &boot_img)?;
     let store = dir.join("store.img");
     if !store.exists() {
         qemu::make_store(&store, 8 << 30)?;
