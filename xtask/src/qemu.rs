@@ -1,5 +1,5 @@
 //! `cargo xtask qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--secure-boot|--direct]
-//! [--authorized-keys FILE]`:
+//! [--pc] [--authorized-keys FILE]`:
 //! boots the unit image in QEMU (TCG) with a store disk, USB sticks and a CD, and prints how to
 //! reach it. `cargo xtask qemu --bench` measures boot times into BENCHMARKS.md.
 
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use copyunit_image_build::qemu::{self, Boot, Serial, Spec};
+use copyunit_image_build::qemu::{self, Boot, Machine, Serial, Spec};
 
 use crate::{image, util};
 
@@ -17,6 +17,7 @@ struct Options {
     port: u16,
     iso: Option<PathBuf>,
     boot: &'static str,
+    machine: Machine,
     image: image::Options,
     bench: bool,
 }
@@ -27,6 +28,7 @@ fn parse(args: &[String]) -> Result<Options> {
         port: 2222,
         iso: None,
         boot: "bios",
+        machine: Machine::Q35,
         image: image::Options::default(),
         bench: false,
     };
@@ -47,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--secure-boot" => o.boot = "secure-boot",
             "--bios" => o.boot = "bios",
             "--direct" => o.boot = "direct",
+            "--pc" => o.machine = Machine::PcNoRng,
             "--bench" => o.bench = true,
             other => bail!("qemu: unknown option {other}"),
         }
@@ -137,6 +140,7 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let spec = Spec {
         boot: boot_of(opts.boot, &built),
+        machine: opts.machine,
         image: Some(boot_img),
         image_snapshot: false,
         ssh_port: opts.port,
@@ -199,6 +203,7 @@ fn bench(opts: &Options) -> Result<()> {
         let port = qemu::free_port()?;
         let spec = Spec {
             boot: boot_of(kind, &built),
+            machine: Machine::Q35,
             image: Some(built.image.clone()),
             image_snapshot: true,
             ssh_port: port,
