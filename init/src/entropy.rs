@@ -2,17 +2,21 @@
 //! generator initialised, and `getrandom()` blocks until it is.
 //!
 //! A PC with RDRAND (`random.trust_cpu=on`), a TPM or virtio-rng has entropy at once. An old PC
-//! without any, or QEMU's `pc` machine under TCG, may not: the kernel then gathers it from
-//! timer jitter, which can take a long while. So:
+//! without any, or QEMU's `pc` machine under TCG, has not, and unitd never got it: unitd is a
+//! static glibc binary, where the `getrandom` crate's `dlsym("getrandom")` finds nothing, so it
+//! falls back to `poll()`ing /dev/random until the pool is ready. A poll only waits: the kernel
+//! runs its jitter entropy collector (`try_to_generate_entropy`) only for a *blocking*
+//! `getrandom()` or read of /dev/random, so an idle unit with few interrupts waited for ever,
+//! silently. So:
 //!
+//! - PID 1 does that blocking read in a thread while the pool is not ready (the collector then
+//!   needs about a second, also under TCG), and says on the console that it is waiting;
 //! - a seed is kept on the image store (`random-seed`), written only from an initialised pool
 //!   (at boot once the pool is ready, and at power-off);
 //! - at boot the seed is removed from the store *before* it is credited, so one seed is never
 //!   credited twice (a crash in between loses it instead); it is mixed with what tells this PC
 //!   apart (MAC addresses, DMI ids, the clock), as systemd-random-seed does with the machine id,
-//!   so a cloned store does not give two units the same pool;
-//! - while the pool is not ready the console says so, and a thread waiting on `/dev/random`
-//!   keeps the kernel's jitter entropy collector running.
+//!   so a cloned store does not give two units the same pool.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
