@@ -66,7 +66,10 @@ impl Config {
 
 /// unitd's log level flags: the boot line's `copyunit.log=LEVEL` (`boot_line`), else
 /// unit.toml's `log`, else info (no flag). An unknown level is reported and info is used.
-pub fn unitd_log_flags(boot_line: Option<&str>, unit_toml: Option<&str>) -> (Vec<String>, Option<String>) {
+pub fn unitd_log_flags(
+    boot_line: Option<&str>,
+    unit_toml: Option<&str>,
+) -> (Vec<String>, Option<String>) {
     let (level, from) = match (boot_line, unit_toml) {
         (Some(l), _) => (l, "copyunit.log on the boot line"),
         (None, Some(l)) => (l, "log in unit.toml"),
@@ -120,7 +123,10 @@ mod tests {
         assert!(parse_cidr("10.1.2.3/40").is_err());
         assert!(Config::parse("name = 3").is_err());
         assert_eq!(
-            Config::parse("log = \"debug\"\n").expect("log").log.as_deref(),
+            Config::parse("log = \"debug\"\n")
+                .expect("log")
+                .log
+                .as_deref(),
             Some("debug")
         );
         let rest = for_unitd("name = \"a\"\nstore_label = \"X\"\n[network]\naddress = \"1.2.3.4/8\"\n[limits]\nkeepalive_secs = 5\n")
@@ -137,7 +143,10 @@ mod tests {
         assert_eq!(flags(None, Some("debug")), ["-v"]);
         assert_eq!(flags(Some("debug"), None), ["-v"]);
         assert_eq!(flags(Some("trace"), Some("info")), ["-vv"]);
-        assert!(flags(Some("info"), Some("debug")).is_empty(), "the boot line wins");
+        assert!(
+            flags(Some("info"), Some("debug")).is_empty(),
+            "the boot line wins"
+        );
         let (f, warning) = unitd_log_flags(None, Some("loud"));
         assert!(f.is_empty());
         assert!(warning.is_some_and(|w| w.contains("loud")));

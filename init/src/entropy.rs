@@ -146,12 +146,18 @@ pub fn at_boot(store: Option<PathBuf>) {
                     }
                     // A seed that cannot be removed could be credited again next boot: mix only.
                     Err(e) => {
-                        say!("random seed: cannot remove {} ({e}): mixed in, not credited", path.display());
+                        say!(
+                            "random seed: cannot remove {} ({e}): mixed in, not credited",
+                            path.display()
+                        );
                         let _ = feed(seed, 0);
                     }
                 },
                 None => {
-                    say!("random seed: {} is not a copyunit seed: ignored", path.display());
+                    say!(
+                        "random seed: {} is not a copyunit seed: ignored",
+                        path.display()
+                    );
                     let _ = std::fs::remove_file(&path);
                 }
             },
