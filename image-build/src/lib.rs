@@ -1,8 +1,12 @@
 //! The unit image builder: a pinned Debian kernel, the modules a PC needs, an initramfs whose
 //! /init is copyunit-init, and a hybrid BIOS/UEFI disk image, all without root.
 //!
-//! `build` is the whole pipeline; `qemu` boots the result for `cargo xtask qemu` and the tests.
+//! `build` is the whole pipeline (`cache::build_cached` reuses an image built from the same
+//! inputs); `qemu` boots the result for `cargo xtask qemu` and the tests.
 
+#![forbid(unsafe_code)]
+
+pub mod cache;
 mod cmd;
 pub mod cpio;
 pub mod disk;
@@ -20,7 +24,11 @@ use lock::{Lock, Role};
 /// Default SOURCE_DATE_EPOCH (2025-01-01T00:00:00Z): every timestamp in the image.
 pub const DEFAULT_EPOCH: u64 = 1_735_689_600;
 /// Kernel command line shared by every boot path; disk boots add `copyunit.boot=disk`.
-pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200 loglevel=4";
+/// `random.trust_*`: RDRAND and a boot loader's seed (EFI RNG) count as entropy, so a PC that has
+/// either needs no waiting for the host key (Debian's defaults, made explicit so a kernel pin
+/// move cannot silently change them).
+pub const CMDLINE: &str =
+    "console=tty0 console=ttyS0,115200 loglevel=4 random.trust_cpu=on random.trust_bootloader=on";
 
 /// The unit.toml written when none is given.
 pub const DEFAULT_UNIT_TOML: &str = "# copyunit unit settings. Edit from any computer before booting the unit.\n\
@@ -33,6 +41,10 @@ name = \"copyunit\"\n\
 \n\
 # Images are kept on the filesystem with this label (ext4 recommended):\n\
 # store_label = \"COPYUNIT-STORE\"\n\
+\n\
+# How much the unit logs on its serial line: \"info\" (default), \"debug\" or \"trace\"\n\
+# (copyunit.log=debug on the boot line does the same):\n\
+# log = \"info\"\n\
 \n\
 [network]\n\
 # Every wired network port gets an address by DHCP. For a fixed address instead, uncomment:\n\
@@ -79,6 +91,8 @@ pub struct Built {
     pub modules: usize,
     pub image_bytes: u64,
     pub initrd_bytes: u64,
+    /// SHA-256 of every input's content (see [`cache`]); empty from a plain [`build`].
+    pub inputs_key: String,
 }
 
 /// The pinned lock file in this crate.
@@ -168,6 +182,7 @@ pub fn build(inp: &Inputs) -> Result<Built> {
         modules: selection.files.len(),
         image_bytes,
         initrd_bytes: compressed.len() as u64,
+        inputs_key: String::new(),
     })
 }
 

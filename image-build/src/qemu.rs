@@ -3,7 +3,9 @@
 //!
 //! The VM is a q35 PC: AHCI with a store disk and a CD drive, an xHCI controller with USB
 //! sticks (the boot stick first, on firmware boots), one virtio NIC behind user networking
-//! with a host port forwarded to the unit's SSH port.
+//! with a host port forwarded to the unit's SSH port, and virtio-rng. Or, with
+//! [`Machine::PcNoRng`], QEMU's default `pc`: the image and the store on IDE, an e1000 NIC, no
+//! random number device and a CPU without RDRAND, like an old spare PC.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -46,6 +48,18 @@ pub enum Boot {
     UefiSecureBoot,
 }
 
+/// The PC the VM is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Machine {
+    /// q35: AHCI, xHCI, a virtio NIC and virtio-rng.
+    #[default]
+    Q35,
+    /// QEMU's default `pc` (i440FX, what `qemu-system-x86_64 unit.img` boots): the boot image
+    /// and the store on IDE, an e1000 NIC, no virtio-rng, `-cpu qemu64,-rdrand`: no entropy
+    /// source the kernel trusts, like an old PC.
+    PcNoRng,
+}
+
 /// Where the serial console goes.
 #[derive(Debug, Clone)]
 pub enum Serial {
@@ -57,6 +71,7 @@ pub enum Serial {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub boot: Boot,
+    pub machine: Machine,
     /// The unit image as a USB stick (needed for Bios/Uefi; optional for Direct).
     pub image: Option<PathBuf>,
     /// Throw away writes to the boot stick when QEMU exits (they survive guest reboots).
@@ -74,16 +89,20 @@ pub struct Spec {
 /// The full QEMU command for `spec`.
 pub fn command(spec: &Spec) -> Result<Command> {
     let mut c = Command::new("qemu-system-x86_64");
+    let pc = spec.machine == Machine::PcNoRng;
     c.args([
         "-accel",
         "tcg",
         "-machine",
-        "q35",
+        if pc { "pc" } else { "q35" },
         "-smp",
         "1",
         "-nodefaults",
         "-no-user-config",
     ]);
+    if pc {
+        c.args(["-cpu", "qemu64,-rdrand"]);
+    }
     c.args([
         "-m",
         &spec.memory_mib.to_string(),
@@ -100,10 +119,14 @@ pub fn command(spec: &Spec) -> Result<Command> {
         "-netdev",
         &format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:22", spec.ssh_port),
     ]);
-    c.args(["-device", "virtio-net-pci,netdev=net0"]);
+    if pc {
+        c.args(["-device", "e1000,netdev=net0"]);
+    } else {
+        c.args(["-device", "virtio-net-pci,netdev=net0"]);
+        // Entropy for the unit's SSH host key at once (PcNoRng shows how it does without).
+        c.args(["-device", "virtio-rng-pci"]);
+    }
     c.args(["-device", "qemu-xhci,id=xhci"]);
-    // Entropy for the unit's SSH host key: without it getrandom() can block for minutes under TCG.
-    c.args(["-device", "virtio-rng-pci"]);
     match &spec.boot {
         Boot::Direct {
             kernel,
@@ -161,9 +184,16 @@ pub fn command(spec: &Spec) -> Result<Command> {
         } else {
             ",bootindex=0"
         };
-        c.arg("-device").arg(format!(
-            "usb-storage,bus=xhci.0,drive=bootstick,serial=COPYUNITBOOT{index}"
-        ));
+        if pc {
+            // The image as the first IDE disk, as `qemu-system-x86_64 unit.img` attaches it.
+            c.arg("-device").arg(format!(
+                "ide-hd,drive=bootstick,bus=ide.0,unit=0,serial=COPYUNITBOOT{index}"
+            ));
+        } else {
+            c.arg("-device").arg(format!(
+                "usb-storage,bus=xhci.0,drive=bootstick,serial=COPYUNITBOOT{index}"
+            ));
+        }
     } else if !matches!(spec.boot, Boot::Direct { .. }) {
         return Err(Error::Layout(
             "a firmware boot needs the unit image as its boot disk".into(),
@@ -174,9 +204,14 @@ pub fn command(spec: &Spec) -> Result<Command> {
             "if=none,id=store,format=raw,file={}",
             store.display()
         ));
+        // On `pc` the store is the second disk of the first IDE channel.
         c.args([
             "-device",
-            "ide-hd,drive=store,bus=ide.0,serial=COPYUNITSTORE",
+            if pc {
+                "ide-hd,drive=store,bus=ide.0,unit=1,serial=COPYUNITSTORE"
+            } else {
+                "ide-hd,drive=store,bus=ide.0,serial=COPYUNITSTORE"
+            },
         ]);
     }
     if let Some(iso) = &spec.iso {

@@ -2,6 +2,8 @@
 //! and checks it is the same bytes both times, boots on both firmware kinds by construction
 //! (MBR + syslinux + EFI loader present), and carries what PID 1 needs.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -18,10 +18,13 @@ pub struct Config {
     pub network: Network,
     /// Filesystem label of the image store.
     pub store_label: String,
+    /// How much unitd logs on the serial line: "info" (default), "debug" or "trace". The boot
+    /// line's `copyunit.log=LEVEL` wins.
+    pub log: Option<String>,
 }
 
 /// The keys of unit.toml that are PID 1's, not unitd's.
-const INIT_KEYS: &[&str] = &["network", "store_label"];
+const INIT_KEYS: &[&str] = &["network", "store_label", "log"];
 
 /// unit.toml without PID 1's keys: the settings file unitd is given.
 pub fn for_unitd(text: &str) -> Result<String, String> {
@@ -49,6 +52,7 @@ impl Default for Config {
             name: "copyunit".into(),
             network: Network::default(),
             store_label: STORE_LABEL.into(),
+            log: None,
         }
     }
 }
@@ -57,6 +61,30 @@ impl Config {
     /// Parses unit.toml; a broken file is reported and the defaults are used (the unit must boot).
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| format!("unit.toml: {e}"))
+    }
+}
+
+/// unitd's log level flags: the boot line's `copyunit.log=LEVEL` (`boot_line`), else
+/// unit.toml's `log`, else info (no flag). An unknown level is reported and info is used.
+pub fn unitd_log_flags(
+    boot_line: Option<&str>,
+    unit_toml: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    let (level, from) = match (boot_line, unit_toml) {
+        (Some(l), _) => (l, "copyunit.log on the boot line"),
+        (None, Some(l)) => (l, "log in unit.toml"),
+        (None, None) => ("info", ""),
+    };
+    match level.trim().to_ascii_lowercase().as_str() {
+        "info" | "" => (Vec::new(), None),
+        "debug" => (vec!["-v".into()], None),
+        "trace" => (vec!["-vv".into()], None),
+        other => (
+            Vec::new(),
+            Some(format!(
+                "{from}: unknown log level {other:?} (info, debug or trace): logging at info"
+            )),
+        ),
     }
 }
 
@@ -94,8 +122,33 @@ mod tests {
         assert_eq!(m, Ipv4Addr::new(255, 255, 0, 0));
         assert!(parse_cidr("10.1.2.3/40").is_err());
         assert!(Config::parse("name = 3").is_err());
+        assert_eq!(
+            Config::parse("log = \"debug\"\n")
+                .expect("log")
+                .log
+                .as_deref(),
+            Some("debug")
+        );
         let rest = for_unitd("name = \"a\"\nstore_label = \"X\"\n[network]\naddress = \"1.2.3.4/8\"\n[limits]\nkeepalive_secs = 5\n")
             .expect("valid");
         assert_eq!(rest, "name = \"a\"\n\n[limits]\nkeepalive_secs = 5\n");
+        assert_eq!(for_unitd("log = \"debug\"\n").expect("valid"), "");
+    }
+
+    /// Issue 15: the appliance logged at debug on the serial line (PID 1 always passed -v).
+    #[test]
+    fn appliance_logs_at_info_by_default_debug_from_unit_toml_or_boot_line() {
+        let flags = |b, t| unitd_log_flags(b, t).0;
+        assert!(flags(None, None).is_empty(), "info by default");
+        assert_eq!(flags(None, Some("debug")), ["-v"]);
+        assert_eq!(flags(Some("debug"), None), ["-v"]);
+        assert_eq!(flags(Some("trace"), Some("info")), ["-vv"]);
+        assert!(
+            flags(Some("info"), Some("debug")).is_empty(),
+            "the boot line wins"
+        );
+        let (f, warning) = unitd_log_flags(None, Some("loud"));
+        assert!(f.is_empty());
+        assert!(warning.is_some_and(|w| w.contains("loud")));
     }
 }

@@ -5,14 +5,19 @@
 //! every wired NIC -> image store -> unitd, supervised. SIGUSR2 powers off, SIGTERM/SIGINT
 //! reboot, SIGUSR1 halts (busybox's convention, which unitd's `poweroff`/`reboot` use).
 
+#![deny(unsafe_code)]
+
 mod config;
 mod console;
 mod dhcp;
+mod entropy;
 mod glob;
 mod modules;
 mod net;
 mod store;
 mod supervise;
+/// The only `unsafe` in init (ARCHITECTURE.md): each syscall wrapped once.
+#[allow(unsafe_code)]
 mod sys;
 mod uevent;
 
@@ -233,6 +238,8 @@ fn boot() -> supervise::Unitd {
     );
     let _ = std::fs::create_dir_all("/run/copyunit");
     let _ = std::fs::write("/run/copyunit/store", format!("{store_kind}\n"));
+    // Before unitd: its host key needs the random number generator ready.
+    entropy::at_boot((store_kind != "ram").then(|| Path::new(STORE_DIR).to_path_buf()));
 
     let keys = authorized_keys(boot_mounted);
     let config_file = unitd_config(boot_mounted);
@@ -252,8 +259,14 @@ fn boot() -> supervise::Unitd {
         "--name".into(),
         net_config.name.clone(),
         "--appliance".into(),
-        "-v".into(),
     ];
+    // Info on the serial line unless unit.toml or the boot line asks for more.
+    let (log_flags, log_warning) =
+        config::unitd_log_flags(arg("copyunit.log").as_deref(), net_config.log.as_deref());
+    if let Some(w) = log_warning {
+        say!("{w}");
+    }
+    args.extend(log_flags);
     // The dashboard on the unit's screen (view-only); PID 1 keeps the serial line.
     if std::path::Path::new(console::SCREEN).exists() {
         args.push("--console".into());
@@ -612,6 +625,10 @@ fn shutdown(unitd: &mut supervise::Unitd, mode: RebootMode, what: &str) -> ! {
     std::thread::sleep(Duration::from_millis(300));
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
     supervise::reap();
+    // A fresh seed for the next boot (a RAM store has no /store/random-seed to refresh).
+    if Path::new(STORE_DIR).join(entropy::SEED_FILE).exists() {
+        let _ = entropy::save_seed(Path::new(STORE_DIR));
+    }
     sys::sync();
     for dir in [STORE_DIR, BOOT_DIR] {
         if umount2(dir, MntFlags::empty()).is_err() {

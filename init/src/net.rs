@@ -63,8 +63,7 @@ fn ifreq(ifname: &str) -> io::Result<libc::ifreq> {
             format!("bad interface name {ifname:?}"),
         ));
     }
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let mut req = sys::zeroed_ifreq();
     for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
@@ -88,8 +87,7 @@ pub fn up(ifname: &str) -> io::Result<()> {
     let fd = ctl_socket()?;
     let mut req = ifreq(ifname)?;
     sys::ifreq_ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req)?;
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let flags = sys::ifreq_flags(&req);
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     sys::ifreq_ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req)
 }
@@ -110,8 +108,7 @@ pub fn default_route(ifname: &str, gateway: Ipv4Addr) -> io::Result<()> {
     let fd = ctl_socket()?;
     let dev = std::ffi::CString::new(ifname)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL"))?;
-    // SAFETY: rtentry is plain old data; all-zero is a valid value.
-    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    let mut rt = sys::zeroed_rtentry();
     rt.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
     rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
     rt.rt_gateway = sockaddr(gateway);

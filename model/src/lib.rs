@@ -9,6 +9,8 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of SSH,
 //! terminals or block devices. Times are Unix seconds (UTC).
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 pub mod format;

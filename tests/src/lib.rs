@@ -5,6 +5,8 @@
 //! client call checks it like an admin's would. Nothing here sleeps for a
 //! fixed time to make a test pass: we wait for observable states.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -5,12 +5,14 @@
 //! The boots share one machine's two cores, so they run one at a time (`QEMU` lock). Waits
 //! are for console markers; the time limits only give up on a hung VM.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use copyunit_image_build::qemu::{self, Boot, Serial, Spec, Vm};
+use copyunit_image_build::qemu::{self, Boot, Machine, Serial, Spec, Vm};
 use copyunit_tests::{Key, keygen, random_file, sha256sum, workspace_root};
 
 /// Give up on a boot after this long (TCG on a loaded 2-core machine).
@@ -200,6 +202,7 @@ impl Booted {
 fn boot(
     name: &str,
     boot: Boot,
+    machine: Machine,
     sticks: &[PathBuf],
     iso: Option<PathBuf>,
     blank_store: bool,
@@ -216,6 +219,7 @@ fn boot(
     let port = qemu::free_port().expect("port");
     let spec = Spec {
         boot,
+        machine,
         image: with_image.then(|| b.image.clone()),
         image_snapshot: true,
         ssh_port: port,
@@ -258,7 +262,7 @@ fn direct_boot_upload_copy_reboot_poweroff() {
         .collect();
     // Any file is a disc to QEMU's CD drive: the unit must see a drive with media.
     let iso = random_file(&b.dir, "disc.iso", 2 << 20);
-    let mut unit = boot("direct", direct(b), &sticks, Some(iso), true);
+    let mut unit = boot("direct", direct(b), Machine::Q35, &sticks, Some(iso), true);
     let t = unit.wait_ready();
     eprintln!(
         "direct boot: ready {:.1} s after QEMU started",
@@ -383,7 +387,7 @@ fn boot_stick_not_offered(unit: &Booted) {
 #[test]
 fn bios_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("bios", Boot::Bios, &[], None, false);
+    let mut unit = boot("bios", Boot::Bios, Machine::Q35, &[], None, false);
     let t = unit.wait_ready();
     eprintln!(
         "BIOS boot: ready {:.1} s after QEMU started",
@@ -403,7 +407,7 @@ fn bios_boot_from_the_image() {
 #[test]
 fn uefi_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("uefi", Boot::Uefi, &[], None, false);
+    let mut unit = boot("uefi", Boot::Uefi, Machine::Q35, &[], None, false);
     let t = unit.wait_ready();
     eprintln!(
         "UEFI boot: ready {:.1} s after QEMU started",
@@ -424,7 +428,14 @@ fn uefi_boot_from_the_image() {
 #[test]
 fn secure_boot_from_the_image() {
     let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unit = boot("secureboot", Boot::UefiSecureBoot, &[], None, false);
+    let mut unit = boot(
+        "secureboot",
+        Boot::UefiSecureBoot,
+        Machine::Q35,
+        &[],
+        None,
+        false,
+    );
     let t = unit.wait_ready();
     eprintln!(
         "Secure Boot: ready {:.1} s after QEMU started",
@@ -440,5 +451,101 @@ fn secure_boot_from_the_image() {
         "store not mounted:\n{console}"
     );
     assert!(unit.json("status --json").is_object());
+    unit.poweroff();
+}
+
+/// True when the console carries unitd's debug lines (tracing's ` DEBUG ` level field).
+fn has_debug_lines(console: &str) -> bool {
+    console.lines().any(|l| l.contains(" DEBUG "))
+}
+
+/// Issue 14: on QEMU's default `pc` machine (IDE disks, e1000, no virtio-rng, a CPU without
+/// RDRAND) unitd blocked before generating its host key and the console showed nothing after
+/// "unitd started". It must come up there, saying so if it has to wait for entropy, and the
+/// seed it saves on the store must make the next boot credit it. Also issue 15: with nothing
+/// asked for, the serial line carries no debug lines.
+#[test]
+fn unit_without_entropy_source_comes_up_on_pc_machine() {
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let mut unit = boot("pc", Boot::Bios, Machine::PcNoRng, &[], None, false);
+    let t = unit.wait_ready();
+    eprintln!(
+        "pc machine, no RNG: ready {:.1} s after QEMU started",
+        t.as_secs_f64()
+    );
+    let console = unit.vm.log();
+    assert!(
+        console.contains("eth0: 10.0.2.15/24 (DHCP)"),
+        "no DHCP lease on the e1000:\n{console}"
+    );
+    assert!(
+        console.contains("image store: /dev/sd"),
+        "the IDE store is not mounted:\n{console}"
+    );
+    assert!(
+        !console.contains("random seed from the store credited"),
+        "a fresh store has no seed to credit:\n{console}"
+    );
+    let status = unit.json("status --json");
+    assert!(status.is_object(), "{status}");
+    assert!(
+        !has_debug_lines(&console),
+        "debug lines on the serial line by default:\n{console}"
+    );
+
+    // The seed saved at this boot is credited at the next one, which then needs no waiting.
+    let _ = unit.ssh("reboot");
+    unit.vm
+        .wait_for("copyunit: rebooting now", Duration::from_secs(120))
+        .expect("reboot");
+    unit.vm
+        .wait_for("random seed from the store credited", BOOT_GIVE_UP)
+        .expect("the seed saved at the first boot is credited at the second");
+    let t2 = unit.wait_ready();
+    eprintln!(
+        "pc machine, second boot: ready at {:.1} s",
+        t2.as_secs_f64()
+    );
+    let second = unit.vm.log();
+    let after_reboot = &second[second.rfind("copyunit: rebooting now").unwrap_or(0)..];
+    assert!(
+        !after_reboot.contains("waiting for entropy"),
+        "the credited seed should make waiting unnecessary:\n{after_reboot}"
+    );
+    assert!(unit.json("status --json").is_object());
+    unit.poweroff();
+}
+
+/// Issue 15: `copyunit.log=debug` on the boot line turns unitd's debug lines on.
+#[test]
+fn appliance_logs_debug_when_the_boot_line_asks() {
+    let b = built();
+    let _one = QEMU.lock().unwrap_or_else(|p| p.into_inner());
+    let boot_debug = Boot::Direct {
+        kernel: b.kernel.clone(),
+        initrd: b.initrd.clone(),
+        cmdline: format!(
+            "{} copyunit.format=yes copyunit.log=debug",
+            copyunit_image_build::CMDLINE
+        ),
+    };
+    // A CD drive: its first probe meets a unit attention, which unitd logs at debug.
+    let iso = random_file(&b.dir, "debuglog.iso", 1 << 20);
+    let mut unit = boot("debuglog", boot_debug, Machine::Q35, &[], Some(iso), true);
+    unit.wait_ready();
+    // A request logs at debug in unitd; give its line a moment to reach the console.
+    assert!(unit.json("status --json").is_object());
+    let mut console = unit.vm.log();
+    for _ in 0..100 {
+        if has_debug_lines(&console) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        console = unit.vm.log();
+    }
+    assert!(
+        has_debug_lines(&console),
+        "copyunit.log=debug gave no debug lines:\n{console}"
+    );
     unit.poweroff();
 }

@@ -21,16 +21,64 @@ use copyunit_tests::workspace_root;
 /// lists, and the toolchain that runs them.
 const ALWAYS: &[&str] = &[
     // coreutils
-    "cat", "chmod", "cp", "date", "dd", "echo", "false", "head", "ln", "ls", "mkdir", "mv", "rm",
-    "sha256sum", "sleep", "stat", "sync", "tail", "tee", "touch", "true", "truncate", "wc",
+    "cat",
+    "chmod",
+    "cp",
+    "date",
+    "dd",
+    "echo",
+    "false",
+    "head",
+    "ln",
+    "ls",
+    "mkdir",
+    "mv",
+    "rm",
+    "sha256sum",
+    "sleep",
+    "stat",
+    "sync",
+    "tail",
+    "tee",
+    "touch",
+    "true",
+    "truncate",
+    "wc",
     // dash, diffutils, findutils, grep, sed, tar, gzip
-    "sh", "cmp", "diff", "find", "xargs", "grep", "sed", "tar", "gzip",
+    "sh",
+    "cmp",
+    "diff",
+    "find",
+    "xargs",
+    "grep",
+    "sed",
+    "tar",
+    "gzip",
     // util-linux
-    "blkid", "blockdev", "fallocate", "findmnt", "lsblk", "wipefs", "sfdisk",
+    "blkid",
+    "blockdev",
+    "fallocate",
+    "findmnt",
+    "lsblk",
+    "wipefs",
+    "sfdisk",
     // dpkg and apt: what installs everything else
-    "dpkg", "dpkg-deb", "apt-get", "apt-cache",
+    "dpkg",
+    "dpkg-deb",
+    "apt-get",
+    "apt-cache",
     // shell builtins in test scripts
-    "cd", "printf", "exec", "export", "set", "test", "read", "exit", "wait", "trap", "kill",
+    "cd",
+    "printf",
+    "exec",
+    "export",
+    "set",
+    "test",
+    "read",
+    "exit",
+    "wait",
+    "trap",
+    "kill",
     // the toolchain running the tests
     "cargo",
 ];
@@ -45,7 +93,11 @@ const UNSAFE_ALLOWED: &[&str] = &[
 ];
 
 /// The only places that may use russh or russh-sftp.
-const RUSSH_ALLOWED: &[&str] = &["unitd/src/ssh/", "unitd/src/sftp.rs", "unitd/src/dashboard/"];
+const RUSSH_ALLOWED: &[&str] = &[
+    "unitd/src/ssh/",
+    "unitd/src/sftp.rs",
+    "unitd/src/dashboard/",
+];
 
 /// Crates that do no I/O, and what they must not name.
 const NO_IO_CRATES: &[&str] = &["model", "tui"];
@@ -263,7 +315,9 @@ fn programs(src: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let before = |at: usize, n: usize| -> &str {
         let start = at.saturating_sub(n);
-        let start = (start..=at).find(|i| code.is_char_boundary(*i)).unwrap_or(at);
+        let start = (start..=at)
+            .find(|i| code.is_char_boundary(*i))
+            .unwrap_or(at);
         &code[start..at]
     };
     let mut shell_next = false;
@@ -394,11 +448,7 @@ fn uncovered(
     for f in files {
         let r = rel(root, f);
         let src = std::fs::read_to_string(f).unwrap_or_default();
-        let part = if only_tests {
-            test_part(&r, &src)
-        } else {
-            src
-        };
+        let part = if only_tests { test_part(&r, &src) } else { src };
         for (line, p) in programs(&part) {
             if !allowed.contains(&p) && !ALWAYS.contains(&p.as_str()) {
                 missing.push(format!("{r}:{line}: `{p}`"));
@@ -609,8 +659,13 @@ fn only_unitd_ssh_sftp_and_dashboard_use_russh() {
                 stray.push(r);
             }
         }
-        let manifest = std::fs::read_to_string(root.join(&m).join("Cargo.toml")).unwrap_or_default();
-        if m != "unitd" && manifest.lines().any(|l| l.trim_start().starts_with("russh")) {
+        let manifest =
+            std::fs::read_to_string(root.join(&m).join("Cargo.toml")).unwrap_or_default();
+        if m != "unitd"
+            && manifest
+                .lines()
+                .any(|l| l.trim_start().starts_with("russh"))
+        {
             stray.push(format!("{m}/Cargo.toml"));
         }
     }
@@ -687,7 +742,16 @@ fn tidy_finds_programs_and_ignores_comments_and_strings() {
     assert_eq!(
         progs,
         [
-            "depmod", "mkfs.ext4", "losetup", "blkid", "sh", "xz", "zstd", "cpio", "ssh", "gzip"
+            "depmod",
+            "mkfs.ext4",
+            "losetup",
+            "blkid",
+            "sh",
+            "xz",
+            "zstd",
+            "cpio",
+            "ssh",
+            "gzip"
         ]
     );
     assert!(!words(&lex(src).code).any(|w| w == "unsafe"));

@@ -6,6 +6,8 @@
 //! open dashboard pays ~1-10 times a second during a job), and a full repaint
 //! (a new session or a resize). Prints `key=value` lines for xtask to parse.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

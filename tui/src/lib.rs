@@ -53,6 +53,8 @@
 //! degradation), `state` (UI state and key map), `views` (drawing), `text`
 //! and `theme` (formatting and styles).
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 mod dashboard;
 pub mod input;

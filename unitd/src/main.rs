@@ -1,5 +1,7 @@
 //! The `unitd` binary: flags -> config -> [`unitd::run`].
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

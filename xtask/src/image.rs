@@ -1,9 +1,9 @@
 //! `cargo xtask image [--authorized-keys FILE] [--unit-toml FILE] [--out PATH] [--unitd PATH]
 //! [--update-lock]`: builds the static binaries, then the bootable unit image (image-build).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use copyunit_image_build as ib;
@@ -77,18 +77,22 @@ pub fn print_summary(b: &ib::Built) {
     );
 }
 
-/// Host programs the build runs.
+/// Host programs the build runs, and the Debian package of each (the tidy test checks that
+/// every program image-build runs is here).
+pub const TOOLS: &[(&str, &str)] = &[
+    ("apt-get", "apt"),
+    ("apt-cache", "apt"),
+    ("dpkg-deb", "dpkg"),
+    ("depmod", "kmod"),
+    ("mkfs.fat", "dosfstools"),
+    ("mcopy", "mtools"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("strip", "binutils"),
+    ("cpio", "cpio"),
+];
+
 pub fn ensure_tools() -> Result<()> {
-    util::ensure_apt(&[
-        ("apt-get", "apt"),
-        ("dpkg-deb", "dpkg"),
-        ("depmod", "kmod"),
-        ("mkfs.fat", "dosfstools"),
-        ("mcopy", "mtools"),
-        ("mkfs.ext4", "e2fsprogs"),
-        ("strip", "binutils"),
-        ("cpio", "cpio"),
-    ])
+    util::ensure_apt(TOOLS)
 }
 
 fn update_lock() -> Result<()> {
@@ -129,10 +133,6 @@ fn build_binaries(skip_unitd: bool) -> Result<(PathBuf, PathBuf)> {
     Ok((dir.join("copyunit-init"), dir.join("unitd")))
 }
 
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
 /// Builds (or, with `force` false, reuses when nothing changed) the image.
 pub fn build(opts: &Options, force: bool) -> Result<ib::Built> {
     ensure_tools()?;
@@ -158,34 +158,16 @@ pub fn build(opts: &Options, force: bool) -> Result<ib::Built> {
         out: out.clone(),
         epoch,
     };
-    let dir = out.parent().unwrap_or(Path::new("."));
-    let kernel = dir.join("unit-vmlinuz");
-    let initrd = dir.join("unit-initrd.img");
-    if !force && let Some(img_time) = mtime(&out) {
-        let mut sources = vec![
-            inputs.init.clone(),
-            inputs.unitd.clone(),
-            inputs.lock.clone(),
-        ];
-        sources.extend(inputs.authorized_keys.clone());
-        sources.extend(inputs.unit_toml.clone());
-        let fresh = sources
-            .iter()
-            .all(|s| mtime(s).is_some_and(|t| t <= img_time));
-        if fresh && kernel.exists() && initrd.exists() {
-            let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-            return Ok(ib::Built {
-                image: out.clone(),
-                kernel,
-                initrd: initrd.clone(),
-                cmdline: ib::CMDLINE.to_string(),
-                kernel_version: "(unchanged)".into(),
-                modules: 0,
-                image_bytes: size(&out),
-                initrd_bytes: size(&initrd),
-            });
-        }
+    // The builder is an input too: this program holds image-build's code.
+    let builder: Vec<PathBuf> = std::env::current_exe().into_iter().collect();
+    let (built, reused) = ib::cache::build_cached(&inputs, &builder, force)?;
+    if reused {
+        eprintln!(
+            "xtask: {} reused: built from the same inputs",
+            out.display()
+        );
+    } else {
+        eprintln!("xtask: assembled {}", out.display());
     }
-    eprintln!("xtask: assembling {}", out.display());
-    Ok(ib::build(&inputs)?)
+    Ok(built)
 }

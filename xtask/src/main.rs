@@ -1,5 +1,7 @@
 //! `cargo xtask <task>`: every developer task in one place (see README).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 mod bench;
@@ -15,7 +17,7 @@ tasks:
   bench [NAME...]         run benchmarks (sftp, write, tui, boot); results go to BENCHMARKS.md
   image [--authorized-keys FILE] [--out PATH]
                           build the bootable unit image (target/unit.img)
-  qemu [--sticks N] [--port P] [--iso FILE]
+  qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--secure-boot|--direct] [--pc]
                           boot the unit image in QEMU and print how to reach it
 ";
 

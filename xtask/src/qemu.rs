@@ -1,5 +1,5 @@
 //! `cargo xtask qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--secure-boot|--direct]
-//! [--authorized-keys FILE]`:
+//! [--pc] [--authorized-keys FILE]`:
 //! boots the unit image in QEMU (TCG) with a store disk, USB sticks and a CD, and prints how to
 //! reach it. `cargo xtask qemu --bench` measures boot times into BENCHMARKS.md.
 
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use copyunit_image_build::qemu::{self, Boot, Serial, Spec};
+use copyunit_image_build::qemu::{self, Boot, Machine, Serial, Spec};
 
 use crate::{image, util};
 
@@ -17,6 +17,7 @@ struct Options {
     port: u16,
     iso: Option<PathBuf>,
     boot: &'static str,
+    machine: Machine,
     image: image::Options,
     bench: bool,
 }
@@ -27,6 +28,7 @@ fn parse(args: &[String]) -> Result<Options> {
         port: 2222,
         iso: None,
         boot: "bios",
+        machine: Machine::Q35,
         image: image::Options::default(),
         bench: false,
     };
@@ -47,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--secure-boot" => o.boot = "secure-boot",
             "--bios" => o.boot = "bios",
             "--direct" => o.boot = "direct",
+            "--pc" => o.machine = Machine::PcNoRng,
             "--bench" => o.bench = true,
             other => bail!("qemu: unknown option {other}"),
         }
@@ -54,14 +57,18 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
+/// What `cargo xtask qemu` runs besides the image build's [`image::TOOLS`]: QEMU, the demo
+/// disc's maker, the client it prints (the tidy test checks this list against the code).
+pub const TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("xorriso", "xorriso"),
+    ("ssh", "openssh-client"),
+];
+
 /// QEMU, its firmware, and the tools for the virtual disks.
 pub fn ensure_tools() -> Result<()> {
     image::ensure_tools()?;
-    util::ensure_apt(&[
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("xorriso", "xorriso"),
-        ("ssh", "openssh-client"),
-    ])?;
+    util::ensure_apt(TOOLS)?;
     util::ensure_apt_files(&[(qemu::OVMF_CODE, "ovmf")])
 }
 
@@ -87,13 +94,20 @@ pub fn demo_iso(dir: &Path) -> Result<PathBuf> {
     Ok(iso)
 }
 
-/// Copies `from` to `to` when `to` is missing or older (the VM's writable copy of the image).
-fn refresh_copy(from: &Path, to: &Path) -> Result<()> {
-    let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if age(to).is_none() || age(to) < age(from) {
-        std::fs::copy(from, to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+/// Copies the built image to the VM's writable copy `to` unless `to` was copied from an image
+/// built from the same inputs (the unit's own edits to its boot partition then survive a
+/// restart). Judged by content (`Built::inputs_key`, recorded beside the copy), never by mtime.
+fn refresh_copy(built: &copyunit_image_build::Built, to: &Path) -> Result<()> {
+    let stamp = copyunit_image_build::cache::stamp_path(to);
+    let copied_from = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if to.exists() && !built.inputs_key.is_empty() && copied_from.trim() == built.inputs_key {
+        return Ok(());
     }
+    let _ = std::fs::remove_file(&stamp);
+    std::fs::copy(&built.image, to)
+        .with_context(|| format!("copying {} to {}", built.image.display(), to.display()))?;
+    std::fs::write(&stamp, format!("{}\n", built.inputs_key))
+        .with_context(|| format!("writing {}", stamp.display()))?;
     Ok(())
 }
 
@@ -107,7 +121,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = util::root().join("target/qemu");
     std::fs::create_dir_all(&dir)?;
     let boot_img = dir.join("boot.img");
-    refresh_copy(&built.image, &boot_img)?;
+    refresh_copy(&built, &boot_img)?;
     let store = dir.join("store.img");
     if !store.exists() {
         qemu::make_store(&store, 8 << 30)?;
@@ -126,6 +140,7 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let spec = Spec {
         boot: boot_of(opts.boot, &built),
+        machine: opts.machine,
         image: Some(boot_img),
         image_snapshot: false,
         ssh_port: opts.port,
@@ -188,6 +203,7 @@ fn bench(opts: &Options) -> Result<()> {
         let port = qemu::free_port()?;
         let spec = Spec {
             boot: boot_of(kind, &built),
+            machine: Machine::Q35,
             image: Some(built.image.clone()),
             image_snapshot: true,
             ssh_port: port,

@@ -1,5 +1,7 @@
 //! Integration tests on real loop devices (needs root, as CI has).
 
+#![forbid(unsafe_code)]
+
 mod copy;
 mod discover;
 mod faults;

@@ -3,6 +3,8 @@
 //! One test target; each module covers one area. Every test builds its own
 //! drive, so they run in parallel and share nothing.
 
+#![forbid(unsafe_code)]
+
 mod burn_sequences;
 mod erase;
 mod faults;

@@ -1,6 +1,8 @@
 //! End-to-end tests: a real unitd driven by the real OpenSSH clients.
 //! One test binary, one module per area.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod clients;
 mod commands;
