@@ -514,7 +514,9 @@ pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, St
             u.rescan_drives();
             r
         } else {
-            copyunit_drives::wipe(&d.name, full, &opts, &cancel, &progress)
+            // Only the drive validated above: not one swapped in since.
+            let planned = copyunit_model::DriveIdentity::of(&d);
+            copyunit_drives::wipe_planned(&planned, full, &opts, &cancel, &progress)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
