@@ -277,8 +277,10 @@ fn a_swapped_drive_can_be_written() {
     assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
     let e = r.targets[0].error.clone().unwrap_or_default();
     assert!(
-        e.contains(&format!("drive {} changed since the copy was planned", l.name))
-            && e.contains("diskseq")
+        e.contains(&format!(
+            "drive {} changed since the copy was planned",
+            l.name
+        )) && e.contains("diskseq")
             && e.contains("refusing to write"),
         "{e}"
     );
@@ -321,8 +323,10 @@ fn a_swapped_drive_can_be_wiped() {
     )
     .expect_err("refused");
     assert!(
-        err.to_string()
-            .contains(&format!("drive {} changed since the wipe was planned", l.name)),
+        err.to_string().contains(&format!(
+            "drive {} changed since the wipe was planned",
+            l.name
+        )),
         "{err}"
     );
     assert!(l.contents().iter().all(|b| *b == 0xEE), "it was wiped");

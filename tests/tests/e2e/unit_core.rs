@@ -23,7 +23,11 @@ fn wipe_all_wipes_one_arbitrary_drive() {
     assert!(err.contains("by name"), "{err}");
     assert_eq!(unit.json("jobs --json"), serde_json::json!([]));
     for l in [&a, &b] {
-        assert!(l.head(1 << 20).iter().all(|x| *x == 0xAB), "{} wiped", l.dev);
+        assert!(
+            l.head(1 << 20).iter().all(|x| *x == 0xAB),
+            "{} wiped",
+            l.dev
+        );
     }
 }
 
