@@ -115,7 +115,11 @@ fn check_ranges(xml: &str) -> std::result::Result<Vec<RangeLine>, String> {
         {
             return Err(bad(format!("starts past the image's {image_size} bytes")));
         }
-        if (last - first).checked_add(1).and_then(|n| n.checked_mul(block_size)).is_none() {
+        if (last - first)
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(block_size))
+            .is_none()
+        {
             return Err(bad("is too long".into()));
         }
         if let Some(prev) = out.last().map(|r: &RangeLine| r.last)
@@ -205,7 +209,10 @@ mod tests {
     }
 
     fn range(r: &str) -> String {
-        format!("        <Range chksum=\"{}\"> {r} </Range>\n", "ab".repeat(32))
+        format!(
+            "        <Range chksum=\"{}\"> {r} </Range>\n",
+            "ab".repeat(32)
+        )
     }
 
     /// Issue 13, defect 10: bmap-parser unwraps the block numbers of a
@@ -216,9 +223,15 @@ mod tests {
         assert!(validate_bmap(good.as_bytes()).is_ok());
         assert_eq!(BlockMap::parse(&good).unwrap().mapped_bytes(), 3 * 4096);
         for (r, why) in [
-            ("x-2", "line 11: range `x-2` is not `first-last` block numbers"),
+            (
+                "x-2",
+                "line 11: range `x-2` is not `first-last` block numbers",
+            ),
             ("3-1", "line 11: range `3-1` ends before it starts"),
-            ("9", "line 11: range `9` starts past the image's 16384 bytes"),
+            (
+                "9",
+                "line 11: range `9` starts past the image's 16384 bytes",
+            ),
             ("0", "line 11: range `0` overlaps the range before it"),
         ] {
             let xml = bmap(&(range("0") + &range(r)));

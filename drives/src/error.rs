@@ -53,8 +53,13 @@ pub enum Error {
         after: u64,
     },
     /// The drive under the planned name is not the one validated.
-    #[error("drive {drive} changed since the copy was planned ({detail}): refusing to write")]
-    Changed { drive: String, detail: String },
+    #[error("drive {drive} changed since the {job} was planned ({detail}): refusing to write")]
+    Changed {
+        drive: String,
+        /// "copy", "wipe".
+        job: &'static str,
+        detail: String,
+    },
     #[error("drive {drive} reads back different data than was written: {detail}")]
     VerifyMismatch { drive: String, detail: String },
     #[error("drive {drive} took no data for {secs} s: not responding")]

@@ -61,7 +61,7 @@ pub use read_back::{ReadReport, read_drive};
 pub use source::ImageReader;
 pub use source::{ImageInfo, inspect};
 pub use verify::{content_sha256, drive_sha256, holds_image};
-pub use wipe::wipe;
+pub use wipe::{wipe, wipe_planned};
 pub use write::{
     CopyPlan, CopyReport, StreamDone, StreamInput, StreamTarget, TargetResult, TargetUpdate, copy,
     copy_from,

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use copyunit_model::Phase;
+use copyunit_model::{DriveIdentity, Phase};
 
 use crate::blockdev::{Access, Disk};
 use crate::buffer::AlignedBuf;
@@ -48,9 +48,43 @@ pub fn wipe(
     cancel: &CancelToken,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<()> {
+    wipe_as(name, None, full, opts, cancel, progress)
+}
+
+/// [`wipe`] of the drive `planned` describes, only if it is still that
+/// drive (name, diskseq, serial, size) when opened: a stick swapped in
+/// since the wipe was asked for is refused.
+pub fn wipe_planned(
+    planned: &DriveIdentity,
+    full: bool,
+    opts: &DiscoverOptions,
+    cancel: &CancelToken,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<()> {
+    wipe_as(&planned.name, Some(planned), full, opts, cancel, progress)
+}
+
+fn wipe_as(
+    name: &str,
+    planned: Option<&DriveIdentity>,
+    full: bool,
+    opts: &DiscoverOptions,
+    cancel: &CancelToken,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<()> {
     let mut meter = Meter::new(progress);
     meter.phase(Phase::Prepare, None);
     let drive = check_target(name, opts)?;
+    let changed = |detail: String| Error::Changed {
+        drive: name.to_owned(),
+        job: "wipe",
+        detail,
+    };
+    if let Some(p) = planned
+        && let Some(detail) = p.differences(&DriveIdentity::of(&drive))
+    {
+        return Err(changed(detail));
+    }
     let parts = discover::partition_extents(&drive.name);
     let mut disk =
         Disk::open(Path::new(&drive.path), Access::WriteExclusive).map_err(|e| {
@@ -66,6 +100,16 @@ pub fn wipe(
                 },
             }
         })?;
+    if let Some(p) = planned {
+        let opened = DriveIdentity {
+            diskseq: disk.diskseq().ok().or(p.diskseq),
+            size: disk.size(),
+            ..p.clone()
+        };
+        if let Some(detail) = p.differences(&opened) {
+            return Err(changed(detail));
+        }
+    }
     let size = disk.size();
     let zeros = AlignedBuf::zeroed(EDGE as usize);
     meter.phase(

@@ -789,6 +789,7 @@ fn open_target(job: &Job, index: usize, name: &str) -> Result<(String, Disk)> {
     let planned = job.plan.identities.get(index);
     let changed = |detail: String| Error::Changed {
         drive: planned.map_or_else(|| name.to_owned(), |p| p.name.clone()),
+        job: "copy",
         detail,
     };
     let drive = check_target(name, &job.plan.discover)?;

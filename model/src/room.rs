@@ -40,14 +40,19 @@ pub fn disc_bytes(cd: bool, size: u64) -> u64 {
 pub enum Misfit {
     /// A compressed image without a recorded decoded size, to a burner
     /// (a burn is planned by its size before it starts).
-    UnknownSize { image: String, drive: String },
+    UnknownSize {
+        image: String,
+        drive: String,
+    },
     DriveTooSmall {
         image: String,
         drive: String,
         need: u64,
         have: u64,
     },
-    NoDisc { drive: String },
+    NoDisc {
+        drive: String,
+    },
     DiscTooSmall {
         image: String,
         drive: String,

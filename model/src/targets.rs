@@ -226,7 +226,12 @@ mod tests {
             Err(TargetError::AllRefused { what: "wipe" })
         );
         assert_eq!(wipe_target("sdb"), Ok("sdb"));
-        assert!(wipe_target("all").unwrap_err().to_string().contains("by name"));
+        assert!(
+            wipe_target("all")
+                .unwrap_err()
+                .to_string()
+                .contains("by name")
+        );
     }
 
     #[test]

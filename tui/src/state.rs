@@ -533,7 +533,8 @@ impl Ui {
             .map(|d| d.name.clone())
             .collect();
         if eligible.is_empty() {
-            self.status = Some("no drive is eligible as a target (burners: pick with Space)".into());
+            self.status =
+                Some("no drive is eligible as a target (burners: pick with Space)".into());
         } else if self.targets == eligible {
             self.targets.clear();
         } else {

@@ -21,7 +21,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("sshd", "openssh-server"),
     ("tmux", "tmux"),
     ("losetup", "mount"),
-    ("blockdev", "util-linux"),
+    ("dd", "coreutils"),
     ("mkfs.ext4", "e2fsprogs"),
     ("xz", "xz-utils"),
     ("zstd", "zstd"),

@@ -277,8 +277,10 @@ fn a_swapped_drive_can_be_written() {
     assert_eq!(r.targets[0].phase, Phase::Failed, "{r:#?}");
     let e = r.targets[0].error.clone().unwrap_or_default();
     assert!(
-        e.contains(&format!("drive {} changed since the copy was planned", l.name))
-            && e.contains("diskseq")
+        e.contains(&format!(
+            "drive {} changed since the copy was planned",
+            l.name
+        )) && e.contains("diskseq")
             && e.contains("refusing to write"),
         "{e}"
     );
@@ -295,4 +297,37 @@ fn a_swapped_drive_can_be_written() {
     p.discover = loops_allowed();
     let r = copy(&p, &CancelToken::new(), &quiet);
     assert_eq!(r.targets[0].phase, Phase::Done, "{r:#?}");
+}
+
+/// Issue 13, defect 1, for wipes: the drive checked when the wipe was asked
+/// for is the only one erased.
+#[test]
+fn a_swapped_drive_can_be_wiped() {
+    let dir = TempDir::new("swapwipe");
+    let mut l = Loop::new(&dir, 8 << 20, 512);
+    let planned = copyunit_drives::discover(&loops_allowed())
+        .into_iter()
+        .find(|d| d.name == l.name)
+        .expect("listed");
+    let other = dir.path("other.img");
+    write_file(&other, &vec![0xEEu8; 8 << 20]);
+    l.reattach(&other);
+    let planned = copyunit_model::DriveIdentity::of(&planned);
+    let progress = |_: copyunit_drives::Progress| {};
+    let err = copyunit_drives::wipe_planned(
+        &planned,
+        false,
+        &loops_allowed(),
+        &CancelToken::new(),
+        &progress,
+    )
+    .expect_err("refused");
+    assert!(
+        err.to_string().contains(&format!(
+            "drive {} changed since the wipe was planned",
+            l.name
+        )),
+        "{err}"
+    );
+    assert!(l.contents().iter().all(|b| *b == 0xEE), "it was wiped");
 }

@@ -23,7 +23,11 @@ fn wipe_all_wipes_one_arbitrary_drive() {
     assert!(err.contains("by name"), "{err}");
     assert_eq!(unit.json("jobs --json"), serde_json::json!([]));
     for l in [&a, &b] {
-        assert!(l.head(1 << 20).iter().all(|x| *x == 0xAB), "{} wiped", l.dev);
+        assert!(
+            l.head(1 << 20).iter().all(|x| *x == 0xAB),
+            "{} wiped",
+            l.dev
+        );
     }
 }
 
@@ -88,69 +92,94 @@ fn a_malformed_bmap_sidecar_is_refused_with_the_line_that_is_wrong() {
     assert!(!stdout(&out).contains("os.img.bmap"), "{}", stdout(&out));
 }
 
-/// A disk image with one partition (an MBR written here, no tools): its
-/// superblock is what discovery probes.
-fn partitioned(dir: &std::path::Path, size: u64) -> std::path::PathBuf {
-    let path = dir.join("partitioned.img");
-    let mut data = vec![0u8; size as usize];
-    let (start, sectors) = (2048u32, (size / 512) as u32 - 2048);
-    let e = &mut data[0x1BE..0x1CE];
-    e[4] = 0x83;
-    e[8..12].copy_from_slice(&start.to_le_bytes());
-    e[12..16].copy_from_slice(&sectors.to_le_bytes());
-    data[510] = 0x55;
-    data[511] = 0xAA;
-    fs::write(&path, data).unwrap();
-    path
+/// An ext4 filesystem on a loop device, mounted; unmounted on drop.
+struct Ext4 {
+    dir: std::path::PathBuf,
+    dev: Loop,
 }
 
-/// Defect 5: discovery (with its 64 KiB filesystem probes) ran inside
-/// `Unit::request` on the async runtime: a few requests touching one slow
-/// drive blocked every runtime thread, and no other session was answered.
+impl Ext4 {
+    fn new(dir: std::path::PathBuf, size: u64) -> Ext4 {
+        let dev = Loop::new(size);
+        let ok = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", &dev.dev])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mkfs.ext4");
+        fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .arg(&dev.dev)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting needs root");
+        Ext4 { dir, dev }
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Defect 5: image inspection, discovery and fsyncs ran inside
+/// `Unit::request` on the async runtime: a few requests waiting on one slow
+/// disk (here the store's, on a dying stick) held every runtime thread, and
+/// no other session was answered.
 #[test]
 fn blocking_work_runs_on_the_async_runtime() {
-    let unit = Unit::start_with_loops();
+    let files = tempfile::tempdir().unwrap();
+    let disk = Ext4::new(files.path().join("mnt"), 64 << 20);
+    let unit = Unit::start_with(Options {
+        store: Some(disk.dir.join("store")),
+        loops: true,
+        exclusive_drives: true,
+        ..Options::default()
+    });
+    let target = Loop::new(8 << 20);
     let img = random_file(unit.dir.path(), "os.img", 1 << 20);
     unit.put(&img, "os.img");
-    let file = partitioned(unit.dir.path(), 16 << 20);
-    let slow = Loop::over(&file, 16 << 20, &["-P"]);
-    let part = format!("{}p1", slow.dev);
-    unit.wait_for("the partition to appear", || {
-        std::path::Path::new(&part).exists()
-    });
-    // A dying stick: reads of its partition crawl, and nothing is cached.
-    let throttle = unit.throttle_reads(&part, 512);
-    let flushed = std::process::Command::new("blockdev")
-        .args(["--flushbufs", &part])
+    // Nothing of the image cached, and reads of the store's disk crawl.
+    let stored = unit.store.join("images").join("os.img");
+    let dropped = std::process::Command::new("dd")
+        .arg(format!("if={}", stored.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
         .status()
         .unwrap();
-    assert!(flushed.success());
-    // More requests that probe it than the runtime has threads.
+    assert!(dropped.success());
+    let throttle = unit.throttle_reads(&disk.dev.dev, 512);
+    // More requests that read the image than the runtime has threads.
     let n = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut copies: Vec<_> = (0..n)
         .map(|_| {
             let mut c = unit.ssh_command(Some(&unit.key.private));
-            c.arg("copy os.img all")
+            c.arg(format!("copy os.img {}", target.name()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             c.spawn().unwrap()
         })
         .collect();
-    // Give them time to reach the drive: each is a separate session.
+    // Give them time to reach the store: each is a session of its own.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let status = unit.ssh("status");
     let still_waiting = copies
         .iter_mut()
-        .filter(|c| c.try_wait().unwrap().is_none())
+        .map(|c| c.try_wait().unwrap().is_none())
+        .filter(|running| *running)
         .count();
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     assert!(
         still_waiting > 0,
-        "the copies were answered before the slow drive was read: nothing was slow"
+        "the copies were answered before the slow store was read: nothing was slow"
     );
     drop(throttle);
     for mut c in copies {
         let _ = c.wait();
     }
+    drop(unit);
 }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use copyunit_drives::{CancelToken, CopyPlan, DiscoverOptions, Released, TargetUpdate};
 use copyunit_model::{
-    Drive, Duplicator, EventKind, Image, ImageState, Job, JobId, JobKind, JobState,
-    JobTarget, Phase,
+    Drive, Duplicator, EventKind, Image, ImageState, Job, JobId, JobKind, JobState, JobTarget,
+    Phase,
 };
 
 use crate::store::ImageName;
@@ -240,7 +240,8 @@ fn resolve_targets(unit: &Arc<Unit>, names: &[String]) -> Result<Vec<Drive>, Str
         // What is attached now, not at the last rescan.
         unit.rescan_drives();
     }
-    let names = targets::expand_copy_targets(names, &unit.drives_now()).map_err(|e| e.to_string())?;
+    let names =
+        targets::expand_copy_targets(names, &unit.drives_now()).map_err(|e| e.to_string())?;
     let opts = discover_options(unit);
     let busy = unit.jobs.busy();
     let mut out: Vec<Drive> = Vec::new();
@@ -514,7 +515,9 @@ pub fn start_wipe(unit: &Arc<Unit>, drive: &str, full: bool) -> Result<JobId, St
             u.rescan_drives();
             r
         } else {
-            copyunit_drives::wipe(&d.name, full, &opts, &cancel, &progress)
+            // Only the drive validated above: not one swapped in since.
+            let planned = copyunit_model::DriveIdentity::of(&d);
+            copyunit_drives::wipe_planned(&planned, full, &opts, &cancel, &progress)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
