@@ -18,7 +18,8 @@
 //!
 //! What a hostile client can send is bounded: packets longer than
 //! [`MAX_PACKET`] close the channel ([`Framed`], before russh-sftp reads
-//! them), at most [`MAX_HANDLES`] open handles, offsets checked, and holes
+//! them), at most [`MAX_HANDLES`] open handles ([`MAX_UPLOADS`] of them
+//! uploads), offsets checked, and holes
 //! (writes or sizes past the data) no larger than the store's free space.
 //! Errors go back with their message, and on the channel's stderr, which is
 //! where OpenSSH's sftp shows them (it prints only the code's name).
@@ -55,6 +56,10 @@ const MAX_IO: u64 = 255 * 1024;
 pub const MAX_PACKET: u32 = 256 * 1024 + 1024;
 /// Open files and folders per SFTP session.
 pub const MAX_HANDLES: usize = 64;
+/// Uploads open at once per SFTP session: each has a writer thread and a
+/// queue of up to 16 MiB. Clients that upload in parallel (FileZilla,
+/// WinSCP, rclone, lftp mirror) do it over separate sessions.
+pub const MAX_UPLOADS: usize = 8;
 
 /// Serves SFTP on `channel` until the client leaves.
 pub async fn serve(unit: Arc<Unit>, channel: Channel<Msg>) {
@@ -235,9 +240,20 @@ impl Sftp {
             })?;
             return Ok(Handle { id, handle });
         }
+        // Checked before a partial exists: a refused open leaves nothing.
         if self.handles.len() >= MAX_HANDLES {
-            // Before a partial exists: a refused open leaves nothing behind.
             return Err(too_many());
+        }
+        let uploads = self
+            .handles
+            .values()
+            .filter(|o| matches!(o, Open::Write { .. }))
+            .count();
+        if uploads >= MAX_UPLOADS {
+            return Err(StatusCode::Failure.with_message(format!(
+                "too many uploads at once: at most {MAX_UPLOADS} per SFTP session, \
+                 close one first or use another session"
+            )));
         }
         let existing = self.unit.store.stat(&name);
         if pflags.contains(OpenFlags::EXCLUDE) && existing.is_some() {
@@ -249,9 +265,9 @@ impl Sftp {
         // of a new version (pinned now: its file, whatever replaces it).
         let resume = !truncate && existing.is_some_and(|s| s.partial);
         let base = match (truncate || resume, existing) {
-            (false, Some(_)) => Some(
-                open_image(&self.unit.store.path_of(&name)).map_err(|_| no_such(&name))?,
-            ),
+            (false, Some(_)) => {
+                Some(open_image(&self.unit.store.path_of(&name)).map_err(|_| no_such(&name))?)
+            }
             _ => None,
         };
         let upload = self
@@ -780,7 +796,11 @@ enum Frame {
     /// Reading a packet's length field: `got` of its 4 bytes so far.
     Length { buf: [u8; 4], got: usize },
     /// Handing that length on (`sent` of 4 bytes), then `body` bytes.
-    Header { buf: [u8; 4], sent: usize, body: u32 },
+    Header {
+        buf: [u8; 4],
+        sent: usize,
+        body: u32,
+    },
     /// Passing `left` more bytes of a packet through.
     Body { left: u32 },
     /// Refused, or the stream ended: reads see end of file.
@@ -945,7 +965,11 @@ mod tests {
         let mut framed = Framed::new(server, 1024);
         let mut got = Vec::new();
         framed.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got.len(), good, "everything up to the oversize packet, then EOF");
+        assert_eq!(
+            got.len(),
+            good,
+            "everything up to the oversize packet, then EOF"
+        );
         assert_eq!(&got[..4], &5u32.to_be_bytes());
         writer.abort();
     }

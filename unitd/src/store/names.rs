@@ -31,7 +31,9 @@ pub enum NameError {
     /// The client sent bytes that are not UTF-8 (russh-sftp hands them on as
     /// U+FFFD): storing them under a lossy name would make a file no client
     /// can name again.
-    #[error("file name is not valid UTF-8: rename the file, or set your client to send UTF-8 names")]
+    #[error(
+        "file name is not valid UTF-8: rename the file, or set your client to send UTF-8 names"
+    )]
     NotUtf8,
     #[error("file name contains an invisible direction or format character")]
     Invisible,
