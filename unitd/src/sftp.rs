@@ -586,20 +586,13 @@ impl russh_sftp::server::Handler for Sftp {
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Reply<Status> {
-        let name = ImageName::from_client_path(&filename)
-            .map_err(name_err)?
-            .ok_or_else(|| {
-                StatusCode::PermissionDenied.with_message("cannot remove the store itself")
-            })?;
-        self.unit.store.remove(&name).map_err(store_err)?;
-        self.unit
-            .event(EventKind::ImageRemoved, format!("{name} removed"));
-        Ok(ok(id))
+        let r = self.do_remove(&filename).map(|()| ok(id));
+        self.told(r).await
     }
 
     async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Reply<Status> {
-        self.do_rename(&oldpath, &newpath, false)?;
-        Ok(ok(id))
+        let r = self.do_rename(&oldpath, &newpath, false).map(|()| ok(id));
+        self.told(r).await
     }
 
     async fn mkdir(&mut self, _id: u32, _path: String, _attrs: FileAttributes) -> Reply<Status> {
@@ -671,7 +664,8 @@ impl russh_sftp::server::Handler for Sftp {
             }
             "posix-rename@openssh.com" => {
                 let (from, to) = (args.string()?, args.string()?);
-                self.do_rename(&from, &to, true)?;
+                let r = self.do_rename(&from, &to, true);
+                self.told(r).await?;
                 Ok(Packet::Status(ok(id)))
             }
             _ => Err(StatusCode::OpUnsupported.into()),
@@ -680,6 +674,18 @@ impl russh_sftp::server::Handler for Sftp {
 }
 
 impl Sftp {
+    fn do_remove(&mut self, filename: &str) -> Reply<()> {
+        let name = ImageName::from_client_path(filename)
+            .map_err(name_err)?
+            .ok_or_else(|| {
+                StatusCode::PermissionDenied.with_message("cannot remove the store itself")
+            })?;
+        self.unit.store.remove(&name).map_err(store_err)?;
+        self.unit
+            .event(EventKind::ImageRemoved, format!("{name} removed"));
+        Ok(())
+    }
+
     fn do_rename(&mut self, from: &str, to: &str, overwrite: bool) -> Reply<()> {
         let not_root =
             || StatusCode::PermissionDenied.with_message("cannot rename the store itself");
