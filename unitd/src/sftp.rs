@@ -18,7 +18,8 @@
 //!
 //! What a hostile client can send is bounded: packets longer than
 //! [`MAX_PACKET`] close the channel ([`Framed`], before russh-sftp reads
-//! them), at most [`MAX_HANDLES`] open handles, offsets checked, and holes
+//! them), at most [`MAX_HANDLES`] open handles ([`MAX_UPLOADS`] of them
+//! uploads), offsets checked, and holes
 //! (writes or sizes past the data) no larger than the store's free space.
 //! Errors go back with their message, and on the channel's stderr, which is
 //! where OpenSSH's sftp shows them (it prints only the code's name).
@@ -53,6 +54,10 @@ const MAX_IO: u64 = 255 * 1024;
 pub const MAX_PACKET: u32 = 256 * 1024 + 1024;
 /// Open files and folders per SFTP session.
 pub const MAX_HANDLES: usize = 64;
+/// Uploads open at once per SFTP session: each has a writer thread and a
+/// queue of up to 16 MiB. Clients that upload in parallel (FileZilla,
+/// WinSCP, rclone, lftp mirror) do it over separate sessions.
+pub const MAX_UPLOADS: usize = 8;
 
 /// Serves SFTP on a channel's byte stream until the client leaves (the
 /// stream comes from `ssh::channel`, whose pump keeps reading while a reply
@@ -238,9 +243,20 @@ impl Sftp {
             })?;
             return Ok(Handle { id, handle });
         }
+        // Checked before a partial exists: a refused open leaves nothing.
         if self.handles.len() >= MAX_HANDLES {
-            // Before a partial exists: a refused open leaves nothing behind.
             return Err(too_many());
+        }
+        let uploads = self
+            .handles
+            .values()
+            .filter(|o| matches!(o, Open::Write { .. }))
+            .count();
+        if uploads >= MAX_UPLOADS {
+            return Err(StatusCode::Failure.with_message(format!(
+                "too many uploads at once: at most {MAX_UPLOADS} per SFTP session, \
+                 close one first or use another session"
+            )));
         }
         let existing = self.unit.store.stat(&name);
         if pflags.contains(OpenFlags::EXCLUDE) && existing.is_some() {
@@ -252,9 +268,9 @@ impl Sftp {
         // of a new version (pinned now: its file, whatever replaces it).
         let resume = !truncate && existing.is_some_and(|s| s.partial);
         let base = match (truncate || resume, existing) {
-            (false, Some(_)) => Some(
-                open_image(&self.unit.store.path_of(&name)).map_err(|_| no_such(&name))?,
-            ),
+            (false, Some(_)) => {
+                Some(open_image(&self.unit.store.path_of(&name)).map_err(|_| no_such(&name))?)
+            }
             _ => None,
         };
         let upload = self
@@ -573,20 +589,13 @@ impl russh_sftp::server::Handler for Sftp {
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Reply<Status> {
-        let name = ImageName::from_client_path(&filename)
-            .map_err(name_err)?
-            .ok_or_else(|| {
-                StatusCode::PermissionDenied.with_message("cannot remove the store itself")
-            })?;
-        self.unit.store.remove(&name).map_err(store_err)?;
-        self.unit
-            .event(EventKind::ImageRemoved, format!("{name} removed"));
-        Ok(ok(id))
+        let r = self.do_remove(&filename).map(|()| ok(id));
+        self.told(r).await
     }
 
     async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Reply<Status> {
-        self.do_rename(&oldpath, &newpath, false)?;
-        Ok(ok(id))
+        let r = self.do_rename(&oldpath, &newpath, false).map(|()| ok(id));
+        self.told(r).await
     }
 
     async fn mkdir(&mut self, _id: u32, _path: String, _attrs: FileAttributes) -> Reply<Status> {
@@ -658,7 +667,8 @@ impl russh_sftp::server::Handler for Sftp {
             }
             "posix-rename@openssh.com" => {
                 let (from, to) = (args.string()?, args.string()?);
-                self.do_rename(&from, &to, true)?;
+                let r = self.do_rename(&from, &to, true);
+                self.told(r).await?;
                 Ok(Packet::Status(ok(id)))
             }
             _ => Err(StatusCode::OpUnsupported.into()),
@@ -667,6 +677,18 @@ impl russh_sftp::server::Handler for Sftp {
 }
 
 impl Sftp {
+    fn do_remove(&mut self, filename: &str) -> Reply<()> {
+        let name = ImageName::from_client_path(filename)
+            .map_err(name_err)?
+            .ok_or_else(|| {
+                StatusCode::PermissionDenied.with_message("cannot remove the store itself")
+            })?;
+        self.unit.store.remove(&name).map_err(store_err)?;
+        self.unit
+            .event(EventKind::ImageRemoved, format!("{name} removed"));
+        Ok(())
+    }
+
     fn do_rename(&mut self, from: &str, to: &str, overwrite: bool) -> Reply<()> {
         let not_root =
             || StatusCode::PermissionDenied.with_message("cannot rename the store itself");
@@ -783,7 +805,11 @@ enum Frame {
     /// Reading a packet's length field: `got` of its 4 bytes so far.
     Length { buf: [u8; 4], got: usize },
     /// Handing that length on (`sent` of 4 bytes), then `body` bytes.
-    Header { buf: [u8; 4], sent: usize, body: u32 },
+    Header {
+        buf: [u8; 4],
+        sent: usize,
+        body: u32,
+    },
     /// Passing `left` more bytes of a packet through.
     Body { left: u32 },
     /// Refused, or the stream ended: reads see end of file.
@@ -948,7 +974,11 @@ mod tests {
         let mut framed = Framed::new(server, 1024);
         let mut got = Vec::new();
         framed.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got.len(), good, "everything up to the oversize packet, then EOF");
+        assert_eq!(
+            got.len(),
+            good,
+            "everything up to the oversize packet, then EOF"
+        );
         assert_eq!(&got[..4], &5u32.to_be_bytes());
         writer.abort();
     }

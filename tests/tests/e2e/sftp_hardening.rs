@@ -166,7 +166,10 @@ fn sshfs_append_to_an_image_keeps_its_bytes() {
         .arg("-p")
         .arg(unit.port.to_string())
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts(&unit).display()))
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            known_hosts(&unit).display()
+        ))
         .arg("-o")
         .arg(format!("IdentityFile={}", unit.key.private.display()))
         .args([
@@ -224,7 +227,11 @@ fn reput_of_a_bigger_file_onto_a_complete_image_appends_its_tail() {
     );
     let mut old = Vec::new();
     std::io::Read::read_to_end(&mut reader, &mut old).unwrap();
-    assert_eq!(old, fs::read(&src).unwrap(), "the reader keeps the old version");
+    assert_eq!(
+        old,
+        fs::read(&src).unwrap(),
+        "the reader keeps the old version"
+    );
     assert!(
         !unit.store.join(".copyunit/partial/e.img").exists(),
         "nothing left behind"
@@ -300,7 +307,10 @@ fn a_client_mtime_is_kept_across_a_restart_and_rclone_does_not_upload_again() {
         .status()
         .unwrap();
     assert!(out.success());
-    ok("put -p", &unit.sftp(&format!("put -p {} t.img\n", src.display())));
+    ok(
+        "put -p",
+        &unit.sftp(&format!("put -p {} t.img\n", src.display())),
+    );
     let check = r#"
 print("stat", sftp.stat("t.img").st_mtime)
 print("list", [a.st_mtime for a in sftp.listdir_attr(".") if a.filename == "t.img"][0])
@@ -515,6 +525,17 @@ print("reopened one")
 for f in files:
     f.close()
 
+ups = []
+try:
+    for i in range(100):
+        ups.append(sftp.open("u%d.img" % i, "w"))
+except IOError as e:
+    print("uploads", len(ups), e)
+for u in ups:
+    u.close()
+for i in range(len(ups)):
+    sftp.remove("u%d.img" % i)
+
 f = sftp.open("x.img", "w")
 f.write(b"start")
 def far(offset):
@@ -544,8 +565,15 @@ print("listing", sorted(sftp.listdir(".")))
         "{text}"
     );
     assert!(text.contains("reopened one"), "{text}");
+    assert!(
+        text.contains("uploads 8") && text.contains("too many uploads at once"),
+        "{text}"
+    );
     assert!(!text.contains("ACCEPTED"), "{text}");
-    assert!(text.contains("read far ''") || text.contains("read far b''"), "{text}");
+    assert!(
+        text.contains("read far ''") || text.contains("read far b''"),
+        "{text}"
+    );
     assert!(text.contains("listing ['h.img', 'x.img']"), "{text}");
     let want = unit.dir.path().join("want");
     fs::write(&want, b"startend").unwrap();

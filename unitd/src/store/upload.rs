@@ -74,7 +74,10 @@ pub struct Written {
 enum Op {
     /// Start from this file's bytes (the partial is empty).
     Base(File),
-    Write { offset: u64, data: Vec<u8> },
+    Write {
+        offset: u64,
+        data: Vec<u8>,
+    },
     SetLen(u64, oneshot::Sender<io::Result<()>>),
     Fsync(oneshot::Sender<io::Result<()>>),
     /// Drain, set the modification time the client asked for, fsync, hash.
@@ -153,7 +156,7 @@ impl Upload {
     /// sees at once; the copy happens in the writer before any write.
     pub async fn start_from(&self, base: File) -> io::Result<()> {
         let len = base.metadata()?.len();
-        if self.len() != 0 {
+        if !self.is_empty() {
             return Err(io::Error::other(
                 "an upload can start from an image only while it is empty",
             ));
@@ -448,3 +451,59 @@ fn libc_o_nofollow() -> i32 {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    #[tokio::test]
+    async fn an_upload_from_an_image_keeps_its_bytes_hashes_them_and_takes_the_client_mtime() {
+        let dir = tempfile_dir("from-base");
+        let image = dir.join("image");
+        let old: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&image, &old).unwrap();
+        let partial = dir.join("partial");
+        let up = Upload::start(&partial, "x.img", true, None, Box::new(|| {})).unwrap();
+        up.start_from(File::open(&image).unwrap()).await.unwrap();
+        assert_eq!(up.len(), 3_000_000, "what a client's fstat sees");
+        assert_eq!(up.holes_at(3_000_000), 0);
+        assert_eq!(up.holes_at(3_000_010), 10);
+        up.write_at(3_000_000, b"tail".to_vec()).await.unwrap();
+        up.set_mtime(1_000_000_000);
+        let w = up.finish().await.unwrap();
+        let mut want = old.clone();
+        want.extend_from_slice(b"tail");
+        assert_eq!((w.len, w.sha256), (want.len() as u64, sha(&want)));
+        assert_eq!(std::fs::read(&partial).unwrap(), want);
+        assert_eq!(std::fs::metadata(&partial).unwrap().mtime(), 1_000_000_000);
+        assert_eq!(
+            std::fs::read(&image).unwrap(),
+            old,
+            "the image is untouched"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn offsets_past_the_largest_file_are_refused() {
+        let dir = tempfile_dir("offsets");
+        let up = Upload::start(&dir.join("p"), "p", true, None, Box::new(|| {})).unwrap();
+        assert!(up.write_at(u64::MAX - 1, vec![0; 10]).await.is_err());
+        assert!(up.write_at(1 << 63, vec![0]).await.is_err());
+        up.write_at(0, b"ok".to_vec()).await.unwrap();
+        assert_eq!(up.finish().await.unwrap().len, 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("unitd-upload-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
