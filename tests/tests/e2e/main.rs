@@ -6,5 +6,6 @@ mod commands;
 mod copy;
 mod dashboard;
 mod duplicator;
+mod hostile;
 mod optical;
 mod sftp;
