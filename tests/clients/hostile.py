@@ -61,7 +61,9 @@ def get(port, key, remote, local, stall=False):
         started = threading.Event()
 
         def progress(done, total):
-            if done > 0:
+            # Far enough for every read to be outstanding (or the transfer
+            # stuck: then "started" comes at the give-up point).
+            if done >= 4 << 20:
                 started.set()
 
         threading.Thread(

@@ -118,6 +118,7 @@ fn a_dead_clients_session_ends_within_the_keepalive_time_and_frees_its_slot() {
     let key = unit.key.private.display().to_string();
     let port = unit.port.to_string();
     let mut dead = Vec::new();
+    let t0 = std::time::Instant::now();
     for i in 0..2 {
         let local = unit.dir.path().join(format!("part{i}"));
         let mut c = spawn_client(&[
@@ -129,15 +130,22 @@ fn a_dead_clients_session_ends_within_the_keepalive_time_and_frees_its_slot() {
             "stall",
         ]);
         wait_line(&mut c, "started");
-        // The client stops answering anything, mid-download.
+        eprintln!(
+            "client {i} is {}s into its download",
+            t0.elapsed().as_secs()
+        );
+        // Mid-download, one client stops answering anything (a pulled
+        // cable: only keepalives can tell), the other vanishes (its socket
+        // is closed: a session stuck on its channels never reads that).
+        let signal = if i == 0 { "-STOP" } else { "-KILL" };
         let _ = Command::new("kill")
-            .args(["-STOP", &c.id().to_string()])
+            .args([signal, &c.id().to_string()])
             .status();
         dead.push(c);
     }
     unit.wait_for(
         "the dead clients' sessions to end and free their slots",
-        || alive(&unit),
+        || sockets(&unit, "close-wait") == 0 && alive(&unit),
     );
     for mut c in dead {
         let _ = c.kill();
