@@ -1,6 +1,5 @@
 //! End-to-end tests: a real unitd driven by the real OpenSSH clients.
 //! One test binary, one module per area.
-
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -9,8 +8,9 @@ mod commands;
 mod copy;
 mod dashboard;
 mod duplicator;
+mod hostile;
 mod keys;
 mod optical;
 mod sftp;
-mod unit_core;
 mod sftp_hardening;
+mod unit_core;

@@ -227,7 +227,15 @@ async fn pump(
             continue; // drain, discard
         }
         let c = cost(&msg);
-        if !budget.take(c).await {
+        let fits = tokio::select! {
+            fits = budget.take(c) => fits,
+            _ = &mut stop => {
+                drop(read);
+                let _ = handle.close(id).await;
+                break;
+            }
+        };
+        if !fits {
             overflowed = true;
             limited!(
                 warn,
@@ -281,6 +289,14 @@ impl Input {
             .hold
             .store(how == Backpressure::Hold, Ordering::Relaxed);
         // A pump waiting for room re-checks with the new limit.
+        self.budget.drained.notify_one();
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        // No one reads any more: nothing to wait for.
+        self.budget.limit.store(usize::MAX, Ordering::Relaxed);
         self.budget.drained.notify_one();
     }
 }
