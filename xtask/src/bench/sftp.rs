@@ -216,7 +216,10 @@ pub fn run() -> Result<()> {
         "\n## sftp upload, every client ({})\n\nCommand: `cargo xtask bench sftp` (COPYUNIT_BENCH_SFTP_MIB={mib}, {rounds} interleaved rounds, medians). Each client uploads a {mib} MiB random file on /dev/shm to unitd and to OpenSSH's sftp-server (sshd on 127.0.0.1, same host key), both writing to /dev/shm; unitd hashes (SHA-256) and publishes the image. Server CPU: a cpuacct cgroup around unitd, and around sshd with everything it forks (session sshd, sftp-server). Clients with their default settings, except rclone with `disable_hashcheck` (against OpenSSH it would otherwise run md5sum on the server after each upload). Machine: {}, load average at start {}.\n\n| client | unitd MiB/s | OpenSSH MiB/s | MiB/s ratio (goal >= 1) | unitd CPU s/GiB | OpenSSH CPU s/GiB | CPU ratio (goal <= 1) |\n|---|---|---|---|---|---|---|\n",
         now(),
         machine(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     for (c, client) in CLIENTS.iter().enumerate() {
         let ours_rate = median(samples[c][0].iter().map(|s| s.mib_s));
@@ -459,7 +462,9 @@ pub fn today() -> String {
 }
 
 fn now() -> String {
-    let out = Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]).output();
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output();
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
