@@ -3,7 +3,7 @@
 
 usage: asyncssh_client.py STEP [ARG...] [-- STEP [ARG...]]...
 The same steps, environment and JSON lines as paramiko_client.py (UNIT_PORT,
-UNIT_KEYS, UNIT_KNOWN_HOSTS), with asyncssh's own calls: put/get (which
+UNIT_USER, UNIT_KEYS, UNIT_KNOWN_HOSTS), with asyncssh's own calls: put/get (which
 pipeline many requests), readdir, rename, remove, open with append, run.
 """
 import asyncio
@@ -89,7 +89,7 @@ async def main():
     async with asyncssh.connect(
         "127.0.0.1",
         port=int(os.environ["UNIT_PORT"]),
-        username="admin",
+        username=os.environ.get("UNIT_USER", "admin"),
         client_keys=os.environ["UNIT_KEYS"].split(":"),
         known_hosts=os.environ["UNIT_KNOWN_HOSTS"],
         agent_path=None,

@@ -2,9 +2,10 @@
 """Drives a unit with paramiko, one step after another on one connection.
 
 usage: paramiko_client.py STEP [ARG...] [-- STEP [ARG...]]...
-The unit comes from the environment: UNIT_PORT, UNIT_KEYS (private key
-files, ':'-separated, tried in order), UNIT_KNOWN_HOSTS (the pinned host
-key; an unknown host key is refused). Each step prints one JSON line.
+The unit comes from the environment: UNIT_PORT, UNIT_USER (default admin),
+UNIT_KEYS (private key files, ':'-separated, tried in order),
+UNIT_KNOWN_HOSTS (the pinned host key; an unknown host key is refused).
+Each step prints one JSON line.
 
 steps:
   put LOCAL REMOTE        upload (paramiko's put, which stats the result)
@@ -33,7 +34,7 @@ def connect():
     client.connect(
         "127.0.0.1",
         port=int(os.environ["UNIT_PORT"]),
-        username="admin",
+        username=os.environ.get("UNIT_USER", "admin"),
         key_filename=os.environ["UNIT_KEYS"].split(":"),
         look_for_keys=False,
         allow_agent=False,

@@ -820,7 +820,7 @@ impl Unit {
     /// [`Unit::python`] without the checks.
     pub fn python_output(&self, script: &str, keys: &[&Path], steps: &[&str]) -> Output {
         let keys: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
-        bounded(180, "python3")
+        bounded(120, "python3")
             .arg(workspace_root().join("tests/clients").join(script))
             .args(steps)
             .env("UNIT_PORT", self.port.to_string())

@@ -146,8 +146,15 @@ fn psftp_puts_gets_lists_renames_and_removes() {
     );
     ok(&unit, "psftp put/get/ls", &out);
     same_bytes(&src, &back);
-    assert!(stdout(&out).contains("a.img"), "ls lists it: {}", stdout(&out));
-    assert_eq!(only_image(&unit), ("a.img".into(), SIZE as u64, sha256sum(&src)));
+    assert!(
+        stdout(&out).contains("a.img"),
+        "ls lists it: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        only_image(&unit),
+        ("a.img".into(), SIZE as u64, sha256sum(&src))
+    );
 
     let out = psftp(&unit, "mv a.img b.img\nls\n");
     ok(&unit, "psftp mv", &out);
@@ -164,7 +171,10 @@ fn psftp_reput_resumes_an_interrupted_upload() {
     cut_upload(&unit, slow_sftp(&unit, &src, "big.img"), "big.img");
     let out = psftp(&unit, &format!("reput {} big.img\n", src.display()));
     ok(&unit, "psftp reput", &out);
-    assert_eq!(only_image(&unit), ("big.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("big.img".into(), SIZE as u64, sha256sum(&src))
+    );
     assert!(
         unit.log().contains("resuming the upload of big.img"),
         "it resumed rather than restarted"
@@ -182,7 +192,10 @@ fn pscp_uploads_lists_and_downloads() {
         .arg(&src)
         .arg("admin@127.0.0.1:p.img"));
     ok(&unit, "pscp upload", &out);
-    assert_eq!(only_image(&unit), ("p.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("p.img".into(), SIZE as u64, sha256sum(&src))
+    );
     let out = run(unit.putty(120, "pscp").args(["-ls", "admin@127.0.0.1:/"]));
     ok(&unit, "pscp -ls", &out);
     assert!(stdout(&out).contains("p.img"), "{}", stdout(&out));
@@ -221,8 +234,10 @@ fn plink_t_shows_the_dashboard_and_q_quits_with_status_0() {
     let unit = Unit::start();
     let src = random_file(unit.dir.path(), "src", 1 << 20);
     unit.put(&src, "shown.img");
+    // --foreground: plink reads the pane's terminal (in timeout's own
+    // process group it would be stopped by SIGTTIN).
     let cmd = format!(
-        "timeout -k 10 120 plink -t -batch -P {} -i {} -hostkey {} admin@127.0.0.1",
+        "timeout --foreground -k 10 120 plink -t -batch -P {} -i {} -hostkey {} admin@127.0.0.1",
         unit.port,
         unit.ppk().display(),
         unit.host_fingerprint()
@@ -263,10 +278,19 @@ fn curl_puts_gets_lists_renames_and_removes() {
     let unit = Unit::start();
     let src = random_file(unit.dir.path(), "src.img", SIZE);
     let back = unit.dir.path().join("back.img");
-    let out = run(curl(&unit).arg("-T").arg(&src).arg(curl_url(&unit, "c.img")));
+    let out = run(curl(&unit)
+        .arg("-T")
+        .arg(&src)
+        .arg(curl_url(&unit, "c.img")));
     ok(&unit, "curl -T", &out);
-    assert_eq!(only_image(&unit), ("c.img".into(), SIZE as u64, sha256sum(&src)));
-    let out = run(curl(&unit).arg("-o").arg(&back).arg(curl_url(&unit, "c.img")));
+    assert_eq!(
+        only_image(&unit),
+        ("c.img".into(), SIZE as u64, sha256sum(&src))
+    );
+    let out = run(curl(&unit)
+        .arg("-o")
+        .arg(&back)
+        .arg(curl_url(&unit, "c.img")));
     ok(&unit, "curl -o", &out);
     same_bytes(&src, &back);
     let out = run(curl(&unit).arg(curl_url(&unit, "")));
@@ -299,7 +323,10 @@ fn curl_c_resumes_an_interrupted_upload() {
         .arg(&src)
         .arg(curl_url(&unit, "big.img")));
     ok(&unit, "curl -C - -T", &out);
-    assert_eq!(only_image(&unit), ("big.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("big.img".into(), SIZE as u64, sha256sum(&src))
+    );
 }
 
 /// Issue 11 #1: `curl -C - -T f` again on a complete image left it empty.
@@ -308,10 +335,17 @@ fn curl_c_again_on_a_complete_image_keeps_its_bytes() {
     let unit = Unit::start();
     let src = random_file(unit.dir.path(), "c.img", SIZE);
     let url = curl_url(&unit, "c.img");
-    ok(&unit, "curl -T", &run(curl(&unit).arg("-T").arg(&src).arg(&url)));
+    ok(
+        &unit,
+        "curl -T",
+        &run(curl(&unit).arg("-T").arg(&src).arg(&url)),
+    );
     let out = run(curl(&unit).args(["-C", "-", "-T"]).arg(&src).arg(&url));
     ok(&unit, "curl -C - -T on the complete image", &out);
-    assert_eq!(only_image(&unit), ("c.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("c.img".into(), SIZE as u64, sha256sum(&src))
+    );
     // Resuming with a longer file appends only the new tail.
     let longer = concat(unit.dir.path(), "longer.img", &src, b"and a tail");
     let out = run(curl(&unit).args(["-C", "-", "-T"]).arg(&longer).arg(&url));
@@ -356,7 +390,10 @@ fn lftp_puts_gets_lists_renames_and_removes() {
     ok(&unit, "lftp put/get/cls", &out);
     same_bytes(&src, &back);
     assert!(stdout(&out).contains("l.img"), "{}", stdout(&out));
-    assert_eq!(only_image(&unit), ("l.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("l.img".into(), SIZE as u64, sha256sum(&src))
+    );
     ok(&unit, "lftp mv", &lftp(&unit, "mv l.img m.img"));
     assert_eq!(only_image(&unit).0, "m.img");
     ok(&unit, "lftp rm", &lftp(&unit, "rm m.img"));
@@ -370,7 +407,10 @@ fn lftp_put_c_resumes_an_interrupted_upload() {
     cut_upload(&unit, slow_sftp(&unit, &src, "big.img"), "big.img");
     let out = lftp(&unit, &format!("put -c {} -o big.img", src.display()));
     ok(&unit, "lftp put -c", &out);
-    assert_eq!(only_image(&unit), ("big.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("big.img".into(), SIZE as u64, sha256sum(&src))
+    );
 }
 
 /// Issue 11 #1: `lftp put -c` of a complete file published zeros.
@@ -381,7 +421,10 @@ fn lftp_put_c_of_a_complete_image_keeps_its_bytes() {
     unit.put(&src, "l.img");
     let out = lftp(&unit, &format!("put -c {} -o l.img", src.display()));
     ok(&unit, "lftp put -c on the complete image", &out);
-    assert_eq!(only_image(&unit), ("l.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("l.img".into(), SIZE as u64, sha256sum(&src))
+    );
     let longer = concat(unit.dir.path(), "longer.img", &src, b"tail");
     let out = lftp(&unit, &format!("put -c {} -o l.img", longer.display()));
     ok(&unit, "lftp put -c of a longer file", &out);
@@ -404,7 +447,10 @@ fn rclone(unit: &Unit) -> Command {
         .env("RCLONE_CONFIG_UNIT_PORT", unit.port.to_string())
         .env("RCLONE_CONFIG_UNIT_USER", "admin")
         .env("RCLONE_CONFIG_UNIT_KEY_FILE", &unit.key.private)
-        .env("RCLONE_CONFIG_UNIT_KNOWN_HOSTS_FILE", unit.known_hosts_path());
+        .env(
+            "RCLONE_CONFIG_UNIT_KNOWN_HOSTS_FILE",
+            unit.known_hosts_path(),
+        );
     c
 }
 
@@ -418,7 +464,10 @@ fn rclone_copies_gets_lists_moves_and_deletes() {
         "rclone copyto (upload)",
         &run(rclone(&unit).arg("copyto").arg(&src).arg("unit:r.img")),
     );
-    assert_eq!(only_image(&unit), ("r.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("r.img".into(), SIZE as u64, sha256sum(&src))
+    );
     ok(
         &unit,
         "rclone copyto (download)",
@@ -454,6 +503,14 @@ fn rclone_copy_twice_does_not_upload_again() {
     let dir = unit.dir.path().join("images");
     fs::create_dir_all(&dir).unwrap();
     let src = random_file(&dir, "r.img", SIZE);
+    // An image downloaded some time ago, as most are (a file made just now
+    // would match the time it arrives within rclone's 1 s tolerance).
+    let made = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&src)
+        .and_then(|f| f.set_modified(made))
+        .unwrap();
     let copy = || run(rclone(&unit).args(["copy", "-v"]).arg(&dir).arg("unit:"));
     let first = copy();
     ok(&unit, "the first rclone copy", &first);
@@ -466,8 +523,18 @@ fn rclone_copy_twice_does_not_upload_again() {
         "nothing changed, nothing is sent again:\n{}",
         stderr(&second)
     );
-    assert_eq!(only_image(&unit), ("r.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("r.img".into(), SIZE as u64, sha256sum(&src))
+    );
     assert_eq!(unit.json("images --json")[0]["added"], added);
+    let out = run(rclone(&unit).args(["lsl", "unit:"]));
+    ok(&unit, "rclone lsl", &out);
+    assert!(
+        stdout(&out).contains("2020-09-13"),
+        "the listing shows the time rclone set: {}",
+        stdout(&out)
+    );
 }
 
 // ---------------------------------------------------------------- sshfs
@@ -528,7 +595,10 @@ fn sshfs_copies_reads_lists_renames_and_removes() {
     );
     // sshfs closes the file after cp returns (FUSE release is asynchronous).
     unit.wait_for("the image to be published", || unit.images().len() == 1);
-    assert_eq!(only_image(&unit), ("f.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("f.img".into(), SIZE as u64, sha256sum(&src))
+    );
     ok(
         &unit,
         "cp out of the mount",
@@ -542,7 +612,11 @@ fn sshfs_copies_reads_lists_renames_and_removes() {
         "{}",
         stdout(&out)
     );
-    ok(&unit, "mv in the mount", &sh(&format!("mv {m}/f.img {m}/g.img")));
+    ok(
+        &unit,
+        "mv in the mount",
+        &sh(&format!("mv {m}/f.img {m}/g.img")),
+    );
     assert_eq!(only_image(&unit).0, "g.img");
     ok(&unit, "rm in the mount", &sh(&format!("rm {m}/g.img")));
     assert!(unit.images().is_empty());
@@ -574,8 +648,13 @@ fn sshfs_append_to_an_image_keeps_its_bytes() {
 
 // ------------------------------------------------- paramiko and asyncssh
 
+/// 16 MiB: paramiko's get() asks for every 32 KiB block of it at once,
+/// more than any window holds (issue 11 #5: that deadlocked the session).
+const MANY_READS: usize = 16 * 1024 * 1024 + 4321;
+
 /// put, get (compared), listing, rename, rm, on one connection.
 fn python_sftp_round_trip(script: &str) {
+    const SIZE: usize = MANY_READS;
     let unit = Unit::start();
     let src = random_file(unit.dir.path(), "src.img", SIZE);
     let back = unit.dir.path().join("back.img");
@@ -589,7 +668,10 @@ fn python_sftp_round_trip(script: &str) {
     assert_eq!(r[0]["size"], SIZE as u64);
     same_bytes(&src, &back);
     assert_eq!(r[2]["files"]["y.img"], SIZE as u64, "{}", r[2]);
-    assert_eq!(only_image(&unit), ("y.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        only_image(&unit),
+        ("y.img".into(), SIZE as u64, sha256sum(&src))
+    );
     let r = unit.python(script, &[&key], &["rename", "y.img", "z.img", "--", "ls"]);
     assert!(r[1]["files"].get("y.img").is_none(), "{}", r[1]);
     assert_eq!(r[1]["files"]["z.img"], SIZE as u64, "{}", r[1]);
@@ -612,8 +694,15 @@ fn python_append_resumes(script: &str) {
     });
     assert!(unit.images().is_empty(), "a half upload is not an image");
     let r = unit.python(script, &[&key], &["append", &s, "big.img"]);
-    assert_eq!(r[0]["offset"], SIZE as u64 / 2, "it appends after the kept bytes");
-    assert_eq!(only_image(&unit), ("big.img".into(), SIZE as u64, sha256sum(&src)));
+    assert_eq!(
+        r[0]["offset"],
+        SIZE as u64 / 2,
+        "it appends after the kept bytes"
+    );
+    assert_eq!(
+        only_image(&unit),
+        ("big.img".into(), SIZE as u64, sha256sum(&src))
+    );
 }
 
 /// `status --json` 0, bad usage 2, a failure 1, all on one connection.
@@ -639,9 +728,17 @@ fn python_exec_statuses(script: &str) {
         serde_json::from_str(r[0]["stdout"].as_str().unwrap()).expect("JSON");
     assert_eq!(status["name"], "testunit");
     assert_eq!(r[1]["status"], 2, "{}", r[1]);
-    assert!(r[1]["stderr"].as_str().unwrap().contains("Usage"), "{}", r[1]);
+    assert!(
+        r[1]["stderr"].as_str().unwrap().contains("Usage"),
+        "{}",
+        r[1]
+    );
     assert_eq!(r[2]["status"], 1, "{}", r[2]);
-    assert!(r[2]["stderr"].as_str().unwrap().contains("nothing.img"), "{}", r[2]);
+    assert!(
+        r[2]["stderr"].as_str().unwrap().contains("nothing.img"),
+        "{}",
+        r[2]
+    );
 }
 
 fn python_dashboard(script: &str) {
