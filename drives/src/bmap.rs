@@ -30,37 +30,188 @@ impl BlockMap {
 
     /// Reads and checks a `.bmap` file (bmap format 2, SHA-256 checksums).
     pub fn load(path: &Path) -> Result<BlockMap> {
-        let bad = |detail: String| Error::Bmap {
+        let xml = std::fs::read_to_string(path).map_err(|e| Error::Bmap {
+            path: path.to_owned(),
+            detail: format!("cannot read: {e}"),
+        })?;
+        BlockMap::parse(&xml).map_err(|detail| Error::Bmap {
             path: path.to_owned(),
             detail,
+        })
+    }
+
+    /// Parses and checks the text of a `.bmap` file. The file comes with
+    /// the image (a client uploads it), so every number is checked: nothing
+    /// in it can panic or wrap.
+    pub fn parse(xml: &str) -> std::result::Result<BlockMap, String> {
+        let b: xml::Bmap = quick_xml::de::from_str(xml).map_err(|e| format!("cannot parse: {e}"))?;
+        if !b.checksum_type.trim().eq_ignore_ascii_case("sha256") {
+            return Err(format!(
+                "checksum type `{}`: only sha256 bmaps (format 2) are supported",
+                b.checksum_type.trim()
+            ));
+        }
+        let number = |what: &str, text: &str| -> std::result::Result<u64, String> {
+            text.trim()
+                .parse()
+                .map_err(|_| format!("{what} `{}` is not a number", text.trim()))
         };
-        let xml = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let b = bmap_parser::Bmap::from_xml(&xml).map_err(|e| bad(format!("cannot parse: {e}")))?;
-        let image_size = b.image_size();
-        let mut ranges = Vec::with_capacity(b.block_map().len());
+        let image_size = number("ImageSize", &b.image_size)?;
+        let block_size = number("BlockSize", &b.block_size)?;
+        if block_size == 0 {
+            return Err("BlockSize is 0".into());
+        }
+        let mut ranges = Vec::with_capacity(b.block_map.ranges.len());
         let mut end = 0;
-        for r in b.block_map() {
-            let sha256: [u8; 32] = r.checksum().as_slice().try_into().map_err(|_| {
-                bad(format!(
-                    "range at byte {} has no SHA-256 checksum",
-                    r.offset()
-                ))
-            })?;
+        for r in &b.block_map.ranges {
+            let text = r.range.trim();
+            let (first, last) = match text.split_once('-') {
+                Some((a, z)) => (number("Range", a)?, number("Range", z)?),
+                None => {
+                    let n = number("Range", text)?;
+                    (n, n)
+                }
+            };
+            let outside = || format!("range {text} overlaps or lies outside the image");
+            let offset = first.checked_mul(block_size).ok_or_else(outside)?;
+            let blocks = last
+                .checked_sub(first)
+                .ok_or_else(|| format!("range {text} ends before it starts"))?
+                .checked_add(1)
+                .ok_or_else(outside)?;
             // The last block may extend past the image end: clip it.
-            let len = r.length().min(image_size.saturating_sub(r.offset()));
-            if r.offset() < end || len == 0 {
-                return Err(bad(format!(
-                    "range at byte {} overlaps or lies outside the image",
-                    r.offset()
-                )));
+            let len = blocks
+                .saturating_mul(block_size)
+                .min(image_size.saturating_sub(offset));
+            if offset < end || len == 0 {
+                return Err(outside());
             }
-            end = r.offset() + len;
+            let mut sha256 = [0u8; 32];
+            hex::decode_to_slice(r.chksum.trim(), &mut sha256)
+                .map_err(|_| format!("range {text} has no SHA-256 checksum"))?;
+            end = offset + len; // <= image_size: len was clipped to it
             ranges.push(MappedRange {
-                offset: r.offset(),
+                offset,
                 len,
                 sha256,
             });
         }
         Ok(BlockMap { image_size, ranges })
+    }
+}
+
+/// The XML as bmaptool writes it (the fields we use; the rest is ignored).
+mod xml {
+    #[derive(serde::Deserialize)]
+    pub struct Bmap {
+        #[serde(rename = "ImageSize")]
+        pub image_size: String,
+        #[serde(rename = "BlockSize")]
+        pub block_size: String,
+        #[serde(rename = "ChecksumType")]
+        pub checksum_type: String,
+        #[serde(rename = "BlockMap")]
+        pub block_map: BlockMap,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub struct BlockMap {
+        #[serde(rename = "Range", default)]
+        pub ranges: Vec<Range>,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub struct Range {
+        #[serde(rename = "@chksum")]
+        pub chksum: String,
+        #[serde(rename = "$text", default)]
+        pub range: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+    /// A bmap as bmaptool 3.x writes it, with these ranges.
+    fn bmap(image_size: u64, ranges: &[&str]) -> String {
+        let ranges: String = ranges
+            .iter()
+            .map(|r| format!("        <Range chksum=\"{SHA}\"> {r} </Range>\n"))
+            .collect();
+        format!(
+            "<?xml version=\"1.0\" ?>\n<!-- a comment -->\n<bmap version=\"2.0\">\n    \
+             <ImageSize> {image_size} </ImageSize>\n    <BlockSize> 4096 </BlockSize>\n    \
+             <BlocksCount> 256 </BlocksCount>\n    <MappedBlocksCount> 3 </MappedBlocksCount>\n    \
+             <ChecksumType> sha256 </ChecksumType>\n    <BmapFileChecksum> {SHA} </BmapFileChecksum>\n    \
+             <BlockMap>\n{ranges}    </BlockMap>\n</bmap>\n"
+        )
+    }
+
+    /// Through a file, as `load` reads it (the fuzz target does the same).
+    fn load(text: &str) -> Result<BlockMap> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("drives-bmap-{}-{n}.bmap", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let map = BlockMap::load(&path);
+        let _ = std::fs::remove_file(&path);
+        map
+    }
+
+    fn refused(text: &str, why: &str) {
+        match load(text) {
+            Err(Error::Bmap { detail, .. }) => assert!(detail.contains(why), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bmaptool_map_gives_its_ranges_clipped_to_the_image() {
+        let map = load(&bmap(10_000, &["0", "2"])).unwrap();
+        assert_eq!(map.image_size, 10_000);
+        let ranges: Vec<(u64, u64)> = map.ranges.iter().map(|r| (r.offset, r.len)).collect();
+        assert_eq!(ranges, [(0, 4096), (8192, 10_000 - 8192)]);
+        assert_eq!(map.ranges[0].sha256, [0xcd; 32]);
+        assert_eq!(map.mapped_bytes(), 4096 + 10_000 - 8192);
+        let map = load(&bmap(1 << 20, &["0-1", "100", "255"])).unwrap();
+        assert_eq!(map.ranges[0].len, 8192);
+        assert_eq!(map.ranges[2].offset, 255 * 4096);
+    }
+
+    // Found by the bmap fuzz target: bmap-parser unwrapped the range
+    // numbers and did unchecked block arithmetic (panics, or wrapped
+    // lengths in a release build), on a file a client can upload.
+    #[test]
+    fn fuzz_bmap_range_that_is_not_a_number_is_refused_not_a_panic() {
+        refused(&bmap(1 << 20, &["x-1"]), "not a number");
+        refused(&bmap(1 << 20, &["1-"]), "not a number");
+        refused(&bmap(1 << 20, &[""]), "not a number");
+    }
+
+    #[test]
+    fn fuzz_bmap_range_ending_before_it_starts_is_refused_not_a_panic() {
+        refused(&bmap(1 << 20, &["5-3"]), "ends before it starts");
+    }
+
+    #[test]
+    fn fuzz_bmap_block_numbers_past_the_image_or_u64_are_refused_not_a_panic() {
+        refused(&bmap(1 << 20, &["256"]), "outside the image");
+        refused(&bmap(1 << 20, &["18446744073709551615"]), "outside the image");
+        refused(&bmap(1 << 20, &["0-18446744073709551615"]), "outside the image");
+        refused(&bmap(1 << 20, &["5-9", "7"]), "overlaps");
+        let zero = bmap(1 << 20, &["0"]).replace("<BlockSize> 4096", "<BlockSize> 0");
+        refused(&zero, "BlockSize is 0");
+    }
+
+    #[test]
+    fn a_bmap_without_sha256_checksums_is_refused() {
+        let sha1 = bmap(8192, &["0"]).replace("sha256", "sha1");
+        refused(&sha1, "only sha256");
+        let short = bmap(8192, &["0"]).replace(SHA, "cdcd");
+        refused(&short, "no SHA-256 checksum");
     }
 }
