@@ -39,6 +39,19 @@ pub async fn serve(unit: Arc<Unit>, channel: Channel<Msg>) {
     russh_sftp::server::run_with_config(channel.into_stream(), Sftp::new(unit), cfg).await;
 }
 
+/// Serves SFTP on any byte stream, as [`serve`] does on a channel (the fuzz
+/// target's entry point: `fuzz/fuzz_targets/sftp.rs`). Returns at once; the
+/// session runs on a task until the stream ends.
+pub async fn serve_stream<S>(unit: Arc<Unit>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = russh_sftp::server::Config {
+        max_client_packet_len: MAX_PACKET + 4096,
+    };
+    russh_sftp::server::run_with_config(stream, Sftp::new(unit), cfg).await;
+}
+
 enum Open {
     Read(Arc<FsFile>),
     Write { name: ImageName, upload: Upload },

@@ -266,6 +266,16 @@ pub async fn run(unit: &Arc<Unit>, line: &str, io: &mut Io<'_>) -> u32 {
     }
 }
 
+/// Parses a command line as [`run`] does, without running it (the fuzz
+/// target's entry point: `fuzz/fuzz_targets/exec_command.rs`): the text clap
+/// would print for help or bad usage.
+pub fn parse(line: &str) -> Result<(), String> {
+    let argv = shell_words::split(line).map_err(|e| e.to_string())?;
+    Cli::try_parse_from(&argv)
+        .map(drop)
+        .map_err(|e| e.render().to_string())
+}
+
 /// Help text, for `help` and the no-pty shell.
 pub fn help() -> String {
     use clap::CommandFactory;
