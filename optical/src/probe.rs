@@ -150,7 +150,7 @@ fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)
     let block = BLOCK as u64;
     let readable = match mmc.read_capacity() {
         // What a rip reads: the ISO volume when there is one.
-        Ok(c) if c.last_lba > 0 => crate::rip::iso_volume_blocks(mmc, c.last_lba + 1)
+        Ok(c) if c.last_lba > 0 => crate::rip::iso_volume_blocks(mmc, c.last_lba.saturating_add(1))
             .map_or(c.bytes(), |b| u64::from(b) * block),
         Ok(_) => 0,
         Err(Error::Drive { .. }) => 0,
@@ -199,4 +199,83 @@ fn describe_media(mmc: &mut Mmc<'_>, media: Media) -> Result<(OpticalMedia, u64)
         out.capacity_bytes = (nwa + u64::from(t.free_blocks)) * block;
     }
     Ok((out, readable))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rip::{DiscReader, RipOptions};
+    use crate::transport::{DataDir, Reply, Status};
+
+    /// A drive that answers GOOD with these data replies, in order, and
+    /// then is gone.
+    struct Script(VecDeque<Vec<u8>>);
+
+    impl Transport for Script {
+        fn device(&self) -> &str {
+            "sr9"
+        }
+        fn execute(
+            &mut self,
+            command: &'static str,
+            _cdb: &[u8],
+            data: DataDir<'_>,
+            _timeout: Duration,
+        ) -> Result<Reply> {
+            let gone = || Error::Io {
+                device: "sr9".into(),
+                command,
+                source: std::io::Error::other("script ended"),
+            };
+            let transferred = match data {
+                DataDir::FromDevice(buf) => {
+                    let reply = self.0.pop_front().ok_or_else(gone)?;
+                    let n = reply.len().min(buf.len());
+                    buf[..n].copy_from_slice(&reply[..n]);
+                    n
+                }
+                DataDir::ToDevice(buf) => buf.len(),
+                DataDir::None => 0,
+            };
+            Ok(Reply {
+                status: Status::Good,
+                transferred,
+            })
+        }
+    }
+
+    /// GET CONFIGURATION of a CD-ROM drive holding a pressed CD.
+    fn cd_rom_config() -> Vec<u8> {
+        let mut c = vec![0, 0, 0, 12, 0, 0, 0, 0x08];
+        c.extend([0, 0, 0x03, 4, 0, 0x08, 1, 0]);
+        c
+    }
+
+    // Found writing the mmc fuzz target: a drive whose READ CAPACITY says the
+    // last LBA is 0xFFFFFFFF overflowed `last_lba + 1` (a panic with
+    // overflow checks) in probe and when opening the disc as a source.
+    #[test]
+    fn fuzz_mmc_capacity_at_the_last_lba_of_all_is_no_panic() {
+        let mut inquiry = vec![0x05, 0x80, 5, 0x32, 31, 0, 0, 0];
+        inquiry.extend(b"VENDOR  PRODUCT         1.00");
+        let capacity = vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0x08, 0];
+        let mut drive = Script(
+            [inquiry, cd_rom_config(), cd_rom_config(), capacity.clone()]
+                .into_iter()
+                .collect(),
+        );
+        let info = probe(&mut drive).unwrap();
+        assert_eq!(info.readable_bytes, (1 << 32) * 2048);
+
+        let mut drive = Script([capacity].into_iter().collect());
+        let opts = RipOptions {
+            timing: crate::burn::Timing::immediate(),
+            ..RipOptions::default()
+        };
+        let reader = DiscReader::open(&mut drive, opts).unwrap();
+        assert_eq!(reader.size(), u64::from(u32::MAX) * 2048);
+    }
 }

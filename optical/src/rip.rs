@@ -84,7 +84,9 @@ impl<'a> DiscReader<'a> {
         let mut end = if cap.bytes() <= BLOCK as u64 && cap.last_lba == 0 {
             0
         } else {
-            cap.last_lba + 1
+            // A drive may claim the last LBA of all: no disc has 2^32
+            // blocks, and `end` must stay a u32.
+            cap.last_lba.saturating_add(1)
         };
         if opts.iso_size
             && let Some(blocks) = iso_volume_blocks(&mut mmc, end)

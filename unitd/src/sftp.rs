@@ -62,7 +62,9 @@ pub const MAX_UPLOADS: usize = 8;
 /// Serves SFTP on a channel's byte stream until the client leaves (the
 /// stream comes from `ssh::channel`, whose pump keeps reading while a reply
 /// waits for the client's window). `stderr` is the channel's extended data:
-/// OpenSSH's sftp prints what arrives there.
+/// OpenSSH's sftp prints what arrives there. Any byte stream will do (the
+/// fuzz target, `fuzz/fuzz_targets/sftp.rs`, feeds it a duplex pipe).
+/// Returns at once; the session runs on a task until the stream ends.
 pub async fn serve<S>(unit: Arc<Unit>, stream: S, stderr: Pin<Box<dyn AsyncWrite + Send>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

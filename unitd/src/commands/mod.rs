@@ -274,17 +274,23 @@ pub async fn run(unit: &Arc<Unit>, line: &str, io: &mut Io<'_>) -> u32 {
 /// Whether `line` is a command unitd would run (for `command=` in
 /// authorized_keys); the reason if not.
 pub fn check(line: &str) -> Result<(), String> {
-    let argv = shell_words::split(line).map_err(|e| e.to_string())?;
-    match Cli::try_parse_from(&argv) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e
-            .to_string()
-            .lines()
+    parse(line).map_err(|e| {
+        e.lines()
             .next()
             .unwrap_or("not a command")
             .trim_start_matches("error: ")
-            .to_string()),
-    }
+            .to_string()
+    })
+}
+
+/// Parses a command line as [`run`] does, without running it (the fuzz
+/// target's entry point: `fuzz/fuzz_targets/exec_command.rs`): the text clap
+/// would print for help or bad usage.
+pub fn parse(line: &str) -> Result<(), String> {
+    let argv = shell_words::split(line).map_err(|e| e.to_string())?;
+    Cli::try_parse_from(&argv)
+        .map(drop)
+        .map_err(|e| e.render().to_string())
 }
 
 /// Help text, for `help` and the no-pty shell.
