@@ -8,3 +8,4 @@ mod dashboard;
 mod duplicator;
 mod optical;
 mod sftp;
+mod store;

@@ -143,7 +143,9 @@ impl Store {
         &self.shared.catalog
     }
 
-    fn uploads_lock(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, Arc<UploadProgress>>> {
+    fn uploads_lock(
+        &self,
+    ) -> MutexGuard<'_, std::collections::BTreeMap<String, Arc<UploadProgress>>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -447,7 +449,8 @@ impl Store {
                 Ok(())
             },
             || {
-                fs::rename(&src, &dst).map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
+                fs::rename(&src, &dst)
+                    .map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
                 sync_dir(&images).map_err(|e| StoreError::io(format!("renaming {from}"), e))
             },
         )
