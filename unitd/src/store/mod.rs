@@ -709,4 +709,34 @@ mod tests {
         assert_eq!((e.size, e.sha256), (50_000, sha(&data)));
         fs::remove_dir_all(dir).unwrap();
     }
+
+    #[tokio::test]
+    async fn partials_are_interrupted_uploads_only_and_rm_clears_them() {
+        let (s, dir) = store("partials");
+        let name = ImageName::new("p.img").unwrap();
+        let up = s.begin_upload(&name, true, None).unwrap();
+        up.write_at(0, vec![7u8; 30_000]).await.unwrap();
+        up.fsync().await.unwrap();
+        assert!(
+            s.partials().is_empty(),
+            "a running upload is not interrupted"
+        );
+        drop(up);
+        while s.upload_active(&name) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let p = s.partials();
+        assert_eq!(
+            p.iter()
+                .map(|p| (p.name.as_str(), p.bytes))
+                .collect::<Vec<_>>(),
+            [("p.img", 30_000)]
+        );
+        assert_eq!(s.usage().partial_bytes, 30_000);
+        assert!(s.catalog().is_empty() && s.image("p.img").is_none());
+        s.remove(&name).unwrap();
+        assert!(s.partials().is_empty());
+        assert!(matches!(s.remove(&name), Err(StoreError::NotFound(_))));
+        fs::remove_dir_all(dir).unwrap();
+    }
 }
