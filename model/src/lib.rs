@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub drives: Vec<Drive>,
     pub images: Vec<Image>,
     pub uploads: Vec<Upload>,
+    /// Interrupted uploads: not images, never a copy source.
+    #[serde(default)]
+    pub partials: Vec<Partial>,
     pub jobs: Vec<Job>,
     /// Newest last; bounded by unitd.
     pub events: Vec<Event>,
@@ -75,6 +78,13 @@ pub struct StoreUsage {
     pub used_bytes: u64,
     /// Bytes taken by complete images.
     pub images_bytes: u64,
+    /// Bytes held by interrupted uploads (see [`Partial`]).
+    #[serde(default)]
+    pub partial_bytes: u64,
+    /// No room left: no free bytes, or the catalog could not be saved for
+    /// lack of space. Freed with `rm NAME`.
+    #[serde(default)]
+    pub full: bool,
     /// The store lives in RAM and is lost on power-off.
     pub volatile: bool,
 }
@@ -237,6 +247,18 @@ pub struct Upload {
     pub expected: Option<u64>,
     pub started: u64,
     pub rate_bps: u64,
+}
+
+/// An interrupted upload: a partial file kept for a resume (`reput`,
+/// `put -a`, FileZilla, WinSCP), holding store space until it is resumed
+/// or removed with `rm NAME`. Not an image: it is never a copy source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partial {
+    pub name: String,
+    /// Bytes it holds.
+    pub bytes: u64,
+    /// Unix seconds when it was last written.
+    pub since: u64,
 }
 
 pub type JobId = u64;

@@ -340,12 +340,14 @@ impl Unit {
             .expect("scp runs")
     }
 
-    /// `images --json`, as (name, size, sha256) triples.
+    /// `images --json`, as (name, size, sha256) triples (images only: the
+    /// interrupted uploads' `partial: true` rows are left out).
     pub fn images(&self) -> Vec<(String, u64, String)> {
         let v = self.json("images --json");
         v.as_array()
             .expect("images --json is an array")
             .iter()
+            .filter(|i| i["partial"] != true)
             .map(|i| {
                 (
                     i["name"].as_str().unwrap().to_string(),

@@ -103,6 +103,7 @@ fn busy_unit() -> Snapshot {
         drives,
         images,
         uploads: Vec::new(),
+        partials: Vec::new(),
         jobs,
         events,
     }

@@ -574,7 +574,14 @@ impl russh_sftp::server::Handler for Sftp {
         }
         *listed = true;
         let mut files = vec![File::new(".", dir_attrs()), File::new("..", dir_attrs())];
+        // Interrupted uploads are listed under their name with the bytes
+        // they hold (as `stat` shows them), so FileZilla and WinSCP offer a
+        // resume; opening one for reading still finds no image.
+        let partials = self.unit.store.partials();
         for e in self.unit.store.entries() {
+            if partials.iter().any(|p| p.name == e.name) {
+                continue;
+            }
             // The file's own time: the client's if it set one, else when
             // it arrived.
             let mtime = (e.mtime_ns / 1_000_000_000).clamp(0, u64::MAX as i128) as u64;
@@ -584,6 +591,16 @@ impl russh_sftp::server::Handler for Sftp {
                     size: e.size,
                     mtime,
                     partial: false,
+                }),
+            ));
+        }
+        for p in partials {
+            files.push(File::new(
+                p.name,
+                file_attrs(FileStat {
+                    size: p.bytes,
+                    mtime: p.since,
+                    partial: true,
                 }),
             ));
         }

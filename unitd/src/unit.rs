@@ -91,6 +91,9 @@ impl Unit {
                     let _ = tokio::time::timeout(Duration::from_secs(1), u.wake.notified()).await;
                 }
                 tokio::time::sleep(PUBLISH_EVERY).await;
+                for notice in u.store.take_notices() {
+                    u.event(EventKind::Warning, notice);
+                }
                 u.dirty.store(false, Ordering::Relaxed);
                 let snap = Arc::new(u.build_snapshot());
                 u.tx.send_if_modified(|old| {
@@ -231,6 +234,7 @@ impl Unit {
             drives: self.drives_now(),
             images: self.store.catalog(),
             uploads: self.store.uploads(),
+            partials: self.store.partials(),
             jobs: self.jobs.list(),
             events: self
                 .events

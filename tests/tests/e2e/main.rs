@@ -13,4 +13,5 @@ mod keys;
 mod optical;
 mod sftp;
 mod sftp_hardening;
+mod store;
 mod unit_core;

@@ -84,6 +84,8 @@ fn unit() -> Snapshot {
                 free_bytes: 40 * GIB,
                 used_bytes: 24 * GIB,
                 images_bytes: 20 * GIB,
+                partial_bytes: 0,
+                full: false,
                 volatile: false,
             },
             uptime_secs: 3 * 3600 + 5 * 60,
@@ -114,6 +116,7 @@ fn unit() -> Snapshot {
             broken,
         ],
         uploads: Vec::new(),
+        partials: Vec::new(),
         jobs: Vec::new(),
         events: vec![
             ev(

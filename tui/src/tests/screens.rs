@@ -356,3 +356,32 @@ fn the_local_console_says_it_is_view_only() {
         "| view only: ssh to act  ↑↓ move  Tab pane  ? help  q quit",
     );
 }
+
+#[test]
+fn an_interrupted_upload_shows_in_the_images_pane_and_cannot_be_chosen() {
+    let mut snap = unit();
+    snap.partials.push(copyunit_model::Partial {
+        name: "half.iso".into(),
+        bytes: 700 * MIB,
+        since: T0 + 30,
+    });
+    snap.unit.store.partial_bytes = 700 * MIB;
+    snap.unit.store.full = true;
+    let mut ui = Ui::new(false);
+    let got = screen(&snap, &mut ui, (100, 30));
+    let title = got.iter().find(|l| l.contains("Images")).unwrap();
+    assert!(
+        title.contains("700.0 MiB held by 1 interrupted upload") && title.contains("STORE FULL"),
+        "{title}"
+    );
+    let row = got
+        .iter()
+        .find(|l| l.contains("half.iso"))
+        .unwrap_or_else(|| panic!("no row for the partial:\n{}", got.join("\n")));
+    assert!(
+        row.contains("700.0 MiB") && row.contains("partial") && row.contains("interrupted"),
+        "{row}"
+    );
+    // Only images are items the cursor can land on.
+    assert!(!crate::state::image_keys(&snap).contains(&"half.iso".to_string()));
+}

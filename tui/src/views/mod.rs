@@ -75,7 +75,7 @@ fn too_small(frame: &mut Frame, area: Rect) {
 fn pane_heights(avail: u16, snap: &Snapshot) -> [u16; 4] {
     // A pane is a title line, a column header (not Jobs) and its rows.
     let want = [
-        (snap.images.len() + snap.uploads.len()).max(1) + 2,
+        (snap.images.len() + snap.uploads.len() + snap.partials.len()).max(1) + 2,
         snap.drives.len().max(1) + 2,
         panes::job_rows(snap).max(1) + 1,
         usize::MAX,

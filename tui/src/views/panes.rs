@@ -102,6 +102,16 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
             plural(snap.uploads.len(), "upload")
         ));
     }
+    if !snap.partials.is_empty() {
+        extra.push_str(&format!(
+            ", {} held by {}",
+            format::bytes(store.partial_bytes),
+            plural(snap.partials.len(), "interrupted upload")
+        ));
+    }
+    if store.full {
+        extra.push_str(", STORE FULL");
+    }
     let inner = frame_pane(frame, area, "Images", extra, focused, theme);
 
     let mut rows = Vec::new();
@@ -148,6 +158,23 @@ pub fn images(frame: &mut Frame, area: Rect, snap: &Snapshot, ui: &mut Ui, theme
                 Cell::from(format!("arriving {}", format::rate(up.rate_bps))),
             ])
             .style(theme.bar),
+        );
+        row_item.push(None);
+    }
+    // Interrupted uploads: shown for the space they hold, never chosen
+    // (the cursor skips them, like uploads); `rm NAME` clears one.
+    for p in &snap.partials {
+        rows.push(
+            Row::new([
+                Cell::from("…"),
+                cell(&p.name),
+                Cell::from(format::bytes(p.bytes)),
+                Cell::from("partial"),
+                Cell::from(""),
+                Cell::from(text::date_time(p.since)[..10].to_string()),
+                Cell::from("interrupted: resume it, or `rm` it"),
+            ])
+            .style(theme.greyed),
         );
         row_item.push(None);
     }

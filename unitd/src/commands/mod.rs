@@ -310,7 +310,12 @@ async fn execute(unit: &Arc<Unit>, cmd: Cmd, io: &mut Io<'_>) -> Outcome {
         }
         Cmd::Images { json } => {
             let images = unit.store.catalog();
-            emit(io, json, &images, || render::images(&images)).await
+            let partials = unit.store.partials();
+            let rows = images_rows(&images, &partials);
+            emit(io, json, &rows, || {
+                render::images_and_partials(&images, &partials)
+            })
+            .await
         }
         Cmd::Events { json } => {
             let events = unit.snapshot().events;
@@ -621,6 +626,43 @@ async fn power(
 }
 
 /// Prints `value` as JSON or as the text `text()` renders.
+/// One row of `images --json`: an image (`partial: false`), or an
+/// interrupted upload (`partial: true`) with only its name, the bytes it
+/// holds (`size`) and when it was last written (`added`). Interrupted
+/// uploads come after the images; they are never a copy source.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ImagesRow<'a> {
+    Image {
+        #[serde(flatten)]
+        image: &'a copyunit_model::Image,
+        partial: bool,
+    },
+    Partial {
+        name: &'a str,
+        partial: bool,
+        size: u64,
+        added: u64,
+    },
+}
+
+fn images_rows<'a>(
+    images: &'a [copyunit_model::Image],
+    partials: &'a [copyunit_model::Partial],
+) -> Vec<ImagesRow<'a>> {
+    let images = images.iter().map(|image| ImagesRow::Image {
+        image,
+        partial: false,
+    });
+    let partials = partials.iter().map(|p| ImagesRow::Partial {
+        name: &p.name,
+        partial: true,
+        size: p.bytes,
+        added: p.since,
+    });
+    images.chain(partials).collect()
+}
+
 async fn emit<T: Serialize>(
     io: &mut Io<'_>,
     json: bool,

@@ -3,7 +3,9 @@
 
 use copyunit_model::format::{bytes, duration};
 use copyunit_model::format::{percent, rate};
-use copyunit_model::{Drive, Duplicator, Event, Image, ImageState, Job, JobState, Phase, UnitInfo};
+use copyunit_model::{
+    Drive, Duplicator, Event, Image, ImageState, Job, JobState, Partial, Phase, UnitInfo,
+};
 
 use crate::ssh::auth::KeyInfo;
 
@@ -59,6 +61,15 @@ pub fn status(info: &UnitInfo, images: &[Image]) -> String {
             ""
         }
     );
+    if s.partial_bytes > 0 {
+        out += &format!(
+            "            {} held by interrupted uploads (`images` lists them; `rm NAME` frees it)\n",
+            bytes(s.partial_bytes)
+        );
+    }
+    if s.full {
+        out += "            FULL: uploads fail until space is freed with `rm NAME`\n";
+    }
     out += &format!("uptime      {}\n", duration(info.uptime_secs));
     if info.pairing {
         out += "keys        none installed: pairing code login is on (see the unit's console)\n";
@@ -78,6 +89,27 @@ pub fn duplicator(dup: Option<&Duplicator>) -> String {
         ),
         None => "off (`copy IMAGE --auto` turns it on)".into(),
     }
+}
+
+/// The images, then (in their own section) the interrupted uploads.
+pub fn images_and_partials(images: &[Image], partials: &[Partial]) -> String {
+    let mut out = self::images(images);
+    if !partials.is_empty() {
+        let now = crate::unit::now();
+        let rows: Vec<Vec<String>> = partials
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    bytes(p.bytes),
+                    format!("{} ago", duration(now.saturating_sub(p.since))),
+                ]
+            })
+            .collect();
+        out += "\ninterrupted uploads (not images: resume with `reput` or `put -a`, or `rm NAME` to free the space)\n";
+        out += &table(&["NAME", "HELD", "SINCE"], &rows);
+    }
+    out
 }
 
 pub fn images(images: &[Image]) -> String {

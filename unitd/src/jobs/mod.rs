@@ -325,10 +325,16 @@ fn resolve_source(unit: &Unit, image: &str) -> Result<Resolved, String> {
     }
     let (name, img) = copyable_image(unit, image)?;
     let path = unit.store.path_of(&name);
-    let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
-    let content = info
-        .content_size
-        .or((!info.format.is_compressed()).then_some(info.file_size));
+    // The store records the decoded size when an image is published; only
+    // one whose decode is still pending is looked at here.
+    let content = match img.content_size {
+        Some(size) => Some(size),
+        None => {
+            let info = copyunit_drives::inspect(&path).map_err(|e| e.to_string())?;
+            info.content_size
+                .or((!info.format.is_compressed()).then_some(info.file_size))
+        }
+    };
     let sha = (!img.format.is_compressed()).then(|| img.sha256.clone());
     Ok((
         Source::Image { path },

@@ -15,25 +15,28 @@
 //! - Replacing an image renames over it: a job that opened the old file keeps
 //!   reading the old inode.
 
+pub mod catalog;
 pub mod names;
 pub mod sidecar;
+mod sizer;
 pub mod upload;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use copyunit_model::{Image, ImageFormat, ImageState, StoreUsage};
-use serde::{Deserialize, Serialize};
+use copyunit_model::{Image, ImageFormat, ImageState, Partial, StoreUsage};
 
+pub use catalog::{Entry, write_atomic};
 pub use names::{ImageName, NameError};
 pub use sidecar::FileRole;
 pub use upload::{Upload, UploadProgress};
 
+use catalog::{Catalog, Order, sync_dir};
 use upload::unix;
 
 /// Partials untouched for this long are removed at start.
@@ -73,27 +76,6 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Metadata of one complete file in the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-    pub added: u64,
-    pub format: ImageFormat,
-    pub role: FileRole,
-    /// Identity of the file the metadata describes, to notice changes behind
-    /// our back (a crash between rename and catalog write).
-    pub inode: u64,
-    pub mtime_ns: i128,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct CatalogFile {
-    version: u32,
-    entries: Vec<Entry>,
-}
-
 /// Size and times of a file as SFTP shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct FileStat {
@@ -104,42 +86,48 @@ pub struct FileStat {
 
 pub struct Store {
     root: PathBuf,
-    images: PathBuf,
     partial: PathBuf,
-    catalog_path: PathBuf,
     volatile: bool,
-    inner: Mutex<Inner>,
+    shared: Arc<Shared>,
     uploads: Uploads,
+    /// Uploads closed by their client and being published: their partial
+    /// is not an interrupted upload.
+    publishing: Mutex<BTreeSet<String>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    entries: BTreeMap<String, Entry>,
-    /// What the checksum sidecars say, by image name: read from the sidecar
-    /// files whenever the entries change, not on every snapshot.
-    claims: BTreeMap<String, String>,
+/// What the publish path and the sizer thread share with the store.
+struct Shared {
+    images: PathBuf,
+    catalog: Catalog,
+    /// Names of compressed images whose decoded size is to be counted.
+    sizer: sizer::Queue,
 }
 
 /// Uploads whose writer thread is alive, by name. The writer removes its own
 /// entry when it exits, so a new upload of a name never races the last
 /// writes of an interrupted one.
-type Uploads = Arc<Mutex<BTreeMap<String, Arc<UploadProgress>>>>;
+type Uploads = Arc<Mutex<std::collections::BTreeMap<String, Arc<UploadProgress>>>>;
 
 impl Store {
     /// Opens (creating if needed) the store at `root` and reconciles its
-    /// catalog with the files actually there.
+    /// catalog with the files actually there. A store too full to save the
+    /// reconciled catalog still opens (see [`StoreUsage::full`]).
     pub fn open(root: &Path, volatile: bool) -> Result<Store> {
         let meta = root.join(".copyunit");
+        let images = root.join("images");
         let store = Store {
             root: root.to_path_buf(),
-            images: root.join("images"),
             partial: meta.join("partial"),
-            catalog_path: meta.join("catalog.json"),
             volatile,
-            inner: Mutex::new(Inner::default()),
+            shared: Arc::new_cyclic(|weak| Shared {
+                catalog: Catalog::new(meta.join("catalog.json"), images.clone()),
+                images: images.clone(),
+                sizer: sizer::Queue::start(weak.clone()),
+            }),
             uploads: Arc::default(),
+            publishing: Mutex::default(),
         };
-        for dir in [&store.images, &store.partial] {
+        for dir in [&store.shared.images, &store.partial] {
             fs::create_dir_all(dir)
                 .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         }
@@ -151,31 +139,27 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn catalog_ref(&self) -> &Catalog {
+        &self.shared.catalog
     }
 
-    fn uploads_lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<UploadProgress>>> {
+    fn uploads_lock(
+        &self,
+    ) -> MutexGuard<'_, std::collections::BTreeMap<String, Arc<UploadProgress>>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn publishing_lock(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.publishing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn recover(&self) -> Result<()> {
-        let saved: CatalogFile = match fs::read(&self.catalog_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!("catalog unreadable ({e}): rebuilding it from the files");
-                CatalogFile::default()
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogFile::default(),
-            Err(e) => return Err(StoreError::io("reading the catalog", e)),
-        };
-        let mut known: BTreeMap<String, Entry> = saved
-            .entries
-            .into_iter()
-            .map(|e| (e.name.clone(), e))
-            .collect();
-        let mut entries = BTreeMap::new();
-        let dir = fs::read_dir(&self.images)
-            .map_err(|e| StoreError::io(format!("listing {}", self.images.display()), e))?;
+        let on_disk = self.catalog_ref().load()?;
+        let mut known = on_disk.clone();
+        let mut entries = catalog::Entries::new();
+        let images = &self.shared.images;
+        let dir = fs::read_dir(images)
+            .map_err(|e| StoreError::io(format!("listing {}", images.display()), e))?;
         for item in dir.flatten() {
             let Ok(name) = item.file_name().into_string() else {
                 continue;
@@ -200,7 +184,7 @@ impl Store {
                     tracing::info!(
                         "hashing {name}: not in the catalog (recovering after a crash?)"
                     );
-                    self.describe(&name, &item.path(), unix(SystemTime::now()))?
+                    describe(&name, &item.path(), unix(SystemTime::now()))?
                 }
             };
             entries.insert(name, entry);
@@ -208,8 +192,15 @@ impl Store {
         for name in known.keys() {
             tracing::warn!("{name} is in the catalog but its file is gone: dropped");
         }
-        self.lock().entries = entries;
-        self.entries_changed()?;
+        let to_size: Vec<String> = entries
+            .values()
+            .filter(|e| e.needs_sizing())
+            .map(|e| e.name.clone())
+            .collect();
+        self.catalog_ref().start_with(entries, &on_disk);
+        for name in to_size {
+            self.shared.sizer.push(name);
+        }
         self.clean_partials();
         Ok(())
     }
@@ -233,47 +224,6 @@ impl Store {
         }
     }
 
-    /// Computes a fresh entry for the file at `path` (one pass: hash + head).
-    fn describe(&self, name: &str, path: &Path, added: u64) -> Result<Entry> {
-        let ctx = || format!("reading {}", path.display());
-        let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
-        let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
-        // One pass: the head decides the format and is the start of the hash.
-        let head = read_head(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
-        let sha256 = upload::hash_reader(&mut head.as_slice().chain(&mut file))
-            .map_err(|e| StoreError::io(ctx(), e))?;
-        Ok(Entry {
-            name: name.to_string(),
-            size: md.len(),
-            sha256,
-            added,
-            format: ImageFormat::detect(&head),
-            role: FileRole::of(name),
-            inode: md.ino(),
-            mtime_ns: mtime_ns(&md),
-        })
-    }
-
-    /// After any change of the entries: re-read the sidecars' claims and
-    /// save the catalog.
-    fn entries_changed(&self) -> Result<()> {
-        let entries = self.lock().entries.clone();
-        let claims = claims(&entries, self);
-        self.lock().claims = claims;
-        self.persist()
-    }
-
-    fn persist(&self) -> Result<()> {
-        let entries: Vec<Entry> = self.lock().entries.values().cloned().collect();
-        let bytes = serde_json::to_vec_pretty(&CatalogFile {
-            version: 1,
-            entries,
-        })
-        .map_err(|e| StoreError::io("encoding the catalog", io::Error::other(e)))?;
-        write_atomic(&self.catalog_path, &bytes)
-            .map_err(|e| StoreError::io("saving the catalog", e))
-    }
-
     /// One image by name, as [`Store::catalog`] describes it.
     pub fn image(&self, name: &str) -> Option<Image> {
         self.catalog().into_iter().find(|i| i.name == name)
@@ -281,11 +231,11 @@ impl Store {
 
     /// Every complete file (images and sidecars), for directory listings.
     pub fn entries(&self) -> Vec<Entry> {
-        self.lock().entries.values().cloned().collect()
+        self.catalog_ref().entries().into_values().collect()
     }
 
     pub fn entry(&self, name: &str) -> Option<Entry> {
-        self.lock().entries.get(name).cloned()
+        self.catalog_ref().get(name)
     }
 
     /// Uploads in flight, for the model.
@@ -293,20 +243,53 @@ impl Store {
         self.uploads_lock().values().map(|p| p.to_model()).collect()
     }
 
+    /// Interrupted uploads: partial files no writer is working on, kept for
+    /// a resume (`reput`, `put -a`, FileZilla, WinSCP) and holding store
+    /// space until resumed or removed (`rm NAME`). Never an image: nothing
+    /// here can be copied.
+    pub fn partials(&self) -> Vec<Partial> {
+        let Ok(dir) = fs::read_dir(&self.partial) else {
+            return Vec::new();
+        };
+        let busy: BTreeSet<String> = self
+            .uploads_lock()
+            .keys()
+            .cloned()
+            .chain(self.publishing_lock().iter().cloned())
+            .collect();
+        let mut out: Vec<Partial> = dir
+            .flatten()
+            .filter_map(|item| {
+                let name = item.file_name().into_string().ok()?;
+                ImageName::new(&name).ok()?;
+                if busy.contains(&name) {
+                    return None;
+                }
+                let md = item.path().symlink_metadata().ok()?;
+                md.is_file().then(|| Partial {
+                    name,
+                    bytes: md.len(),
+                    since: md.mtime().max(0) as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     /// Path of a complete file. Open it to pin its content: a later upload of
     /// the same name replaces the directory entry, not the open file.
     pub fn path_of(&self, name: &ImageName) -> PathBuf {
-        self.images.join(name.as_str())
+        self.shared.images.join(name.as_str())
     }
 
     /// The bmap sidecar stored for an image, if any.
     pub fn bmap_for(&self, image: &str) -> Option<PathBuf> {
-        let inner = self.lock();
-        inner
-            .entries
+        self.catalog_ref()
+            .entries()
             .values()
             .find(|e| e.role == FileRole::Bmap && sidecar::bmap_matches(&e.name, image))
-            .map(|e| self.images.join(&e.name))
+            .map(|e| self.shared.images.join(&e.name))
     }
 
     fn partial_path(&self, name: &ImageName) -> PathBuf {
@@ -341,7 +324,7 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<Upload> {
         let mut uploads = self.uploads_lock();
-        if uploads.contains_key(name.as_str()) {
+        if uploads.contains_key(name.as_str()) || self.publishing_lock().contains(name.as_str()) {
             return Err(StoreError::Busy(name.to_string()));
         }
         let registry = self.uploads.clone();
@@ -369,12 +352,26 @@ impl Store {
         self.uploads_lock().contains_key(name.as_str())
     }
 
-    /// Completes an upload: drain, fsync, hash, then atomically publish.
+    /// Completes an upload: drain, fsync, hash, then atomically publish (on
+    /// a blocking thread). All or nothing: `Ok` means the image is stored
+    /// and in the catalog on disk; an error means it is not, and the bytes
+    /// stay an interrupted upload (resumable, or freed with `rm NAME`).
     pub async fn finish_upload(&self, name: &ImageName, up: Upload) -> Result<Entry> {
         let partial = up.partial.clone();
-        let written = up.finish().await;
-        let written = written.map_err(|e| StoreError::io(format!("storing {name}"), e))?;
-        self.publish(name, &partial, written.sha256)
+        self.publishing_lock().insert(name.to_string());
+        let result = async {
+            let written = up
+                .finish()
+                .await
+                .map_err(|e| StoreError::io(format!("storing {name}"), e))?;
+            let (shared, name2) = (self.shared.clone(), name.clone());
+            tokio::task::spawn_blocking(move || shared.publish(&name2, &partial, written.sha256))
+                .await
+                .map_err(|e| StoreError::io(format!("storing {name}"), io::Error::other(e)))?
+        }
+        .await;
+        self.publishing_lock().remove(name.as_str());
+        result
     }
 
     /// Where a job may build a new image before [`Store::adopt`] publishes
@@ -386,60 +383,46 @@ impl Store {
     }
 
     /// Publishes a complete, hashed file built by a job (e.g. a drive read
-    /// back into an image).
+    /// back into an image). Blocking: call it from a job's thread.
     pub fn adopt(&self, name: &ImageName, path: &Path, sha256: String) -> Result<Entry> {
         File::open(path)
             .and_then(|f| f.sync_all())
             .map_err(|e| StoreError::io(format!("storing {name}"), e))?;
-        self.publish(name, path, sha256)
-    }
-
-    /// Renames a complete file into `images/` and records it.
-    fn publish(&self, name: &ImageName, from: &Path, sha256: String) -> Result<Entry> {
-        sidecar::check_content(name.as_str(), from)
-            .map_err(|e| StoreError::io(format!("storing {name}"), e))?;
-        let head = File::open(from)
-            .and_then(|mut f| read_head(&mut f))
-            .map_err(|e| StoreError::io(format!("reading {name}"), e))?;
-        let dest = self.path_of(name);
-        fs::rename(from, &dest).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
-        sync_dir(&self.images).map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
-        let md = fs::symlink_metadata(&dest)
-            .map_err(|e| StoreError::io(format!("publishing {name}"), e))?;
-        let entry = Entry {
-            name: name.to_string(),
-            size: md.len(),
-            sha256,
-            added: unix(SystemTime::now()),
-            format: ImageFormat::detect(&head),
-            role: FileRole::of(name.as_str()),
-            inode: md.ino(),
-            mtime_ns: mtime_ns(&md),
-        };
-        self.lock().entries.insert(name.to_string(), entry.clone());
-        self.entries_changed()?;
-        tracing::info!(name = %name, size = entry.size, sha256 = %entry.sha256, "image stored");
-        Ok(entry)
+        self.shared.publish(name, path, sha256)
     }
 
     /// Removes a complete file, or else an interrupted upload of that name.
+    /// Space is freed first, so this works on a full store.
     pub fn remove(&self, name: &ImageName) -> Result<()> {
-        let known = self.lock().entries.contains_key(name.as_str());
-        if known {
-            match fs::remove_file(self.path_of(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(format!("removing {name}"), e)),
-            }
-            self.lock().entries.remove(name.as_str());
-            sync_dir(&self.images).map_err(|e| StoreError::io(format!("removing {name}"), e))?;
-            return self.entries_changed();
+        if self.catalog_ref().contains(name.as_str()) {
+            let path = self.path_of(name);
+            let images = self.shared.images.clone();
+            let key = name.to_string();
+            return self.catalog_ref().change(
+                Order::ActFirst,
+                |entries| {
+                    entries.remove(&key);
+                    Ok(())
+                },
+                || {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io(format!("removing {name}"), e)),
+                    }
+                    sync_dir(&images).map_err(|e| StoreError::io(format!("removing {name}"), e))
+                },
+            );
         }
-        if self.upload_active(name) {
+        if self.upload_active(name) || self.publishing_lock().contains(name.as_str()) {
             return Err(StoreError::Busy(name.to_string()));
         }
         match fs::remove_file(self.partial_path(name)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::info!("interrupted upload {name} removed");
+                self.catalog_ref().retry_save();
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound(name.to_string()))
             }
@@ -449,24 +432,28 @@ impl Store {
 
     /// Renames a complete file (WinSCP uploads `x.filepart`, then renames).
     pub fn rename(&self, from: &ImageName, to: &ImageName, overwrite: bool) -> Result<()> {
-        if !self.lock().entries.contains_key(from.as_str()) {
-            return Err(StoreError::NotFound(from.to_string()));
-        }
-        if !overwrite && self.lock().entries.contains_key(to.as_str()) {
-            return Err(StoreError::Exists(to.to_string()));
-        }
-        fs::rename(self.path_of(from), self.path_of(to))
-            .map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
-        sync_dir(&self.images).map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
-        {
-            let mut inner = self.lock();
-            if let Some(mut e) = inner.entries.remove(from.as_str()) {
+        let (src, dst) = (self.path_of(from), self.path_of(to));
+        let images = self.shared.images.clone();
+        self.catalog_ref().change(
+            Order::SaveFirst,
+            |entries| {
+                let mut e = entries
+                    .remove(from.as_str())
+                    .ok_or_else(|| StoreError::NotFound(from.to_string()))?;
+                if !overwrite && entries.contains_key(to.as_str()) {
+                    return Err(StoreError::Exists(to.to_string()));
+                }
                 e.name = to.to_string();
                 e.role = FileRole::of(to.as_str());
-                inner.entries.insert(to.to_string(), e);
-            }
-        }
-        self.entries_changed()
+                entries.insert(to.to_string(), e);
+                Ok(())
+            },
+            || {
+                fs::rename(&src, &dst)
+                    .map_err(|e| StoreError::io(format!("renaming {from}"), e))?;
+                sync_dir(&images).map_err(|e| StoreError::io(format!("renaming {from}"), e))
+            },
+        )
     }
 
     /// Sets the modification time of a complete file, as a client asked
@@ -475,7 +462,7 @@ impl Store {
     /// does not take it for a file changed behind our back. Blocking.
     pub fn set_mtime(&self, name: &ImageName, mtime: SystemTime) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
-        if !self.lock().entries.contains_key(name.as_str()) {
+        if !self.catalog_ref().contains(name.as_str()) {
             return Err(StoreError::NotFound(name.to_string()));
         }
         let ctx = || format!("setting the time of {name}");
@@ -487,17 +474,24 @@ impl Store {
         file.set_times(fs::FileTimes::new().set_modified(mtime))
             .map_err(|e| StoreError::io(ctx(), e))?;
         let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
-        if let Some(e) = self.lock().entries.get_mut(name.as_str())
-            && e.inode == md.ino()
-        {
-            e.mtime_ns = mtime_ns(&md);
-        }
-        self.persist()
+        self.catalog_ref().change(
+            Order::ActFirst,
+            |entries| {
+                if let Some(e) = entries.get_mut(name.as_str())
+                    && e.inode == md.ino()
+                {
+                    e.mtime_ns = mtime_ns(&md);
+                }
+                Ok(())
+            },
+            || Ok(()),
+        )
     }
 
-    /// Space on the store's filesystem.
+    /// Space on the store's filesystem, and what holds it.
     pub fn usage(&self) -> StoreUsage {
-        let images_bytes = self.lock().entries.values().map(|e| e.size).sum();
+        let images_bytes = self.catalog_ref().bytes();
+        let partial_bytes = self.partials().iter().map(|p| p.bytes).sum();
         let (total, free) = match nix::sys::statvfs::statvfs(&self.root) {
             Ok(s) => {
                 let frag = s.fragment_size();
@@ -511,39 +505,107 @@ impl Store {
             free_bytes: free,
             used_bytes: total.saturating_sub(free),
             images_bytes,
+            partial_bytes,
+            full: self.catalog_ref().full() || (total > 0 && free == 0),
             volatile: self.volatile,
         }
+    }
+
+    /// Sentences for the event log the store has to say (full, catalog not
+    /// saved) since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.catalog_ref().take_notices()
     }
 
     /// Raw statvfs of the store, for `statvfs@openssh.com`.
     pub fn statvfs(&self) -> io::Result<nix::sys::statvfs::Statvfs> {
         nix::sys::statvfs::statvfs(&self.root).map_err(io::Error::from)
     }
+}
 
-    /// Reads the text of a (small) checksum sidecar.
-    fn read_sidecar(&self, name: &str) -> Option<String> {
-        let mut text = String::new();
-        File::open(self.images.join(name))
-            .ok()?
-            .take(1 << 20)
-            .read_to_string(&mut text)
-            .ok()?;
-        Some(text)
+impl Shared {
+    /// Renames a complete file into `images/` and records it, all or
+    /// nothing: the catalog naming it is saved first (its inode and mtime
+    /// survive the rename), then the file is renamed; if the save fails
+    /// nothing changed, if the rename fails the old catalog is saved again.
+    fn publish(&self, name: &ImageName, from: &Path, sha256: String) -> Result<Entry> {
+        let ctx = || format!("publishing {name}");
+        sidecar::check_content(name.as_str(), from).map_err(|e| StoreError::io(ctx(), e))?;
+        let mut file = File::open(from).map_err(|e| StoreError::io(ctx(), e))?;
+        let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
+        let head = read_head(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
+        drop(file);
+        let format = ImageFormat::detect(&head);
+        let entry = Entry {
+            name: name.to_string(),
+            size: md.len(),
+            sha256,
+            added: unix(SystemTime::now()),
+            format,
+            role: FileRole::of(name.as_str()),
+            inode: md.ino(),
+            mtime_ns: mtime_ns(&md),
+            content_size: quick_content_size(from, format, md.len()),
+            decode_error: None,
+        };
+        let dest = self.images.join(name.as_str());
+        let added = entry.clone();
+        self.catalog.change(
+            Order::SaveFirst,
+            |entries| {
+                entries.insert(name.to_string(), added);
+                Ok(())
+            },
+            || {
+                fs::rename(from, &dest).map_err(|e| StoreError::io(ctx(), e))?;
+                sync_dir(&self.images).map_err(|e| StoreError::io(ctx(), e))
+            },
+        )?;
+        tracing::info!(name = %name, size = entry.size, sha256 = %entry.sha256, "image stored");
+        if entry.needs_sizing() {
+            self.sizer.push(entry.name.clone());
+        }
+        Ok(entry)
     }
 }
 
-/// The checksum sidecars' claims, keyed by image name.
-fn claims(entries: &BTreeMap<String, Entry>, store: &Store) -> BTreeMap<String, String> {
-    let mut claims = BTreeMap::new();
-    for e in entries.values().filter(|e| e.role == FileRole::Checksums) {
-        if let Some(text) = store.read_sidecar(&e.name) {
-            let subject = sidecar::default_subject(&e.name);
-            for c in sidecar::parse_checksums(&text, subject.as_deref()) {
-                claims.insert(c.name, c.sha256);
-            }
-        }
+/// Computes a fresh entry for the file at `path` (one pass: hash + head).
+fn describe(name: &str, path: &Path, added: u64) -> Result<Entry> {
+    let ctx = || format!("reading {}", path.display());
+    let mut file = File::open(path).map_err(|e| StoreError::io(ctx(), e))?;
+    let md = file.metadata().map_err(|e| StoreError::io(ctx(), e))?;
+    // One pass: the head decides the format and is the start of the hash.
+    let head = read_head(&mut file).map_err(|e| StoreError::io(ctx(), e))?;
+    let sha256 = upload::hash_reader(&mut head.as_slice().chain(&mut file))
+        .map_err(|e| StoreError::io(ctx(), e))?;
+    let format = ImageFormat::detect(&head);
+    Ok(Entry {
+        name: name.to_string(),
+        size: md.len(),
+        sha256,
+        added,
+        format,
+        role: FileRole::of(name),
+        inode: md.ino(),
+        mtime_ns: mtime_ns(&md),
+        content_size: quick_content_size(path, format, md.len()),
+        decode_error: None,
+    })
+}
+
+/// The decoded size where it is known without decoding: the file's own
+/// size for raw and ISO, the index of a single-stream xz file, the entry
+/// of a zip archive. gzip's ISIZE (modulo 4 GiB, per member), bzip2 (none)
+/// and zstd (per frame) are not trusted: those are decoded once by the
+/// sizer thread.
+fn quick_content_size(path: &Path, format: ImageFormat, size: u64) -> Option<u64> {
+    match format {
+        ImageFormat::Raw | ImageFormat::Iso => Some(size),
+        ImageFormat::Xz | ImageFormat::Zip => copyunit_drives::inspect(path)
+            .ok()
+            .and_then(|i| i.content_size),
+        ImageFormat::Gzip | ImageFormat::Bzip2 | ImageFormat::Zstd => None,
     }
-    claims
 }
 
 fn to_image(e: &Entry) -> Image {
@@ -553,10 +615,16 @@ fn to_image(e: &Entry) -> Image {
         sha256: e.sha256.clone(),
         added: e.added,
         format: e.format,
-        content_size: (!e.format.is_compressed()).then_some(e.size),
+        // Catalogs from before content_size was recorded: raw is its size.
+        content_size: e
+            .content_size
+            .or((!e.format.is_compressed()).then_some(e.size)),
         bmap: false,
         expected_sha256: None,
-        state: ImageState::Ok,
+        state: match &e.decode_error {
+            Some(why) => ImageState::Corrupt(format!("it does not decompress: {why}")),
+            None => ImageState::Ok,
+        },
     }
 }
 
@@ -567,10 +635,7 @@ impl Store {
     /// leaves or is renamed, so an image is flagged whichever arrives first,
     /// the image or its checksum.
     pub fn catalog(&self) -> Vec<Image> {
-        let (entries, claims) = {
-            let inner = self.lock();
-            (inner.entries.clone(), inner.claims.clone())
-        };
+        let (entries, claims) = self.catalog_ref().with_claims();
         entries
             .values()
             .filter(|e| e.role == FileRole::Image)
@@ -581,10 +646,10 @@ impl Store {
                     .any(|s| s.role == FileRole::Bmap && sidecar::bmap_matches(&s.name, &e.name));
                 if let Some(want) = claims.get(&e.name) {
                     img.expected_sha256 = Some(want.clone());
-                    if *want != e.sha256 {
+                    if *want != e.sha256 && img.state == ImageState::Ok {
                         img.state = ImageState::Corrupt(format!(
                             "SHA-256 is {} but its checksum file says {}",
-                            &e.sha256[..16],
+                            &e.sha256[..16.min(e.sha256.len())],
                             &want[..16.min(want.len())]
                         ));
                     }
@@ -618,31 +683,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// Writes `path` so that a reader sees either the old or the new content,
-/// even across a power cut.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -700,6 +740,36 @@ mod tests {
         up.write_at(20_000, data[20_000..].to_vec()).await.unwrap();
         let e = s.finish_upload(&name, up).await.unwrap();
         assert_eq!((e.size, e.sha256), (50_000, sha(&data)));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn partials_are_interrupted_uploads_only_and_rm_clears_them() {
+        let (s, dir) = store("partials");
+        let name = ImageName::new("p.img").unwrap();
+        let up = s.begin_upload(&name, true, None).unwrap();
+        up.write_at(0, vec![7u8; 30_000]).await.unwrap();
+        up.fsync().await.unwrap();
+        assert!(
+            s.partials().is_empty(),
+            "a running upload is not interrupted"
+        );
+        drop(up);
+        while s.upload_active(&name) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let p = s.partials();
+        assert_eq!(
+            p.iter()
+                .map(|p| (p.name.as_str(), p.bytes))
+                .collect::<Vec<_>>(),
+            [("p.img", 30_000)]
+        );
+        assert_eq!(s.usage().partial_bytes, 30_000);
+        assert!(s.catalog().is_empty() && s.image("p.img").is_none());
+        s.remove(&name).unwrap();
+        assert!(s.partials().is_empty());
+        assert!(matches!(s.remove(&name), Err(StoreError::NotFound(_))));
         fs::remove_dir_all(dir).unwrap();
     }
 }
