@@ -53,6 +53,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("rclone", "rclone"),
     ("sshfs", "sshfs"),
     ("timeout", "coreutils"),
+    ("ss", "iproute2"),
     ("python3", "python3"),
 ];
 

@@ -178,6 +178,20 @@ pub async fn run(
     write.finish(0).await;
 }
 
+/// Hands each action to the unit; returns true on Quit.
+async fn act(unit: &Arc<Unit>, dash: &mut Dashboard, actions: Vec<Action>) -> bool {
+    for action in actions {
+        match action {
+            Action::Quit => return true,
+            Action::Request(req) => match unit.request(req).await {
+                Ok(answer) => dash.show_message(answer.message),
+                Err(msg) => dash.show_message(msg),
+            },
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,18 +211,4 @@ mod tests {
         });
         d.resize(MAX_COLS, MAX_ROWS);
     }
-}
-
-/// Hands each action to the unit; returns true on Quit.
-async fn act(unit: &Arc<Unit>, dash: &mut Dashboard, actions: Vec<Action>) -> bool {
-    for action in actions {
-        match action {
-            Action::Quit => return true,
-            Action::Request(req) => match unit.request(req).await {
-                Ok(answer) => dash.show_message(answer.message),
-                Err(msg) => dash.show_message(msg),
-            },
-        }
-    }
-    false
 }

@@ -442,3 +442,56 @@ impl AsyncWrite for Stream {
         Pin::new(&mut self.writer).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: usize, hold: bool) -> Arc<Budget> {
+        Arc::new(Budget {
+            queued: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+            hold: AtomicBool::new(hold),
+            drained: Notify::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn over_budget_a_close_door_says_so_at_once_and_a_hold_door_waits_for_its_reader() {
+        let b = budget(100, false);
+        assert!(b.take(1000).await, "one message always fits");
+        assert!(!b.take(10).await, "then Close is refused, without waiting");
+        b.give(1000);
+        assert!(b.take(10).await);
+
+        let b = budget(100, true);
+        assert!(b.take(90).await);
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.take(50).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "Hold waits while the reader is behind"
+        );
+        b.give(90);
+        assert!(waiter.await.unwrap(), "and goes on once it caught up");
+    }
+
+    #[test]
+    fn a_slot_is_released_once_whoever_releases_it() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let a = Slot::take(&open, 2).unwrap();
+        let b = Slot::take(&open, 2).unwrap();
+        assert!(
+            Slot::take(&open, 2).is_none(),
+            "10 channels at most (here 2)"
+        );
+        a.release(); // the client closed it
+        drop(a); // and the door finished: not counted twice
+        assert_eq!(open.load(Ordering::Acquire), 1);
+        drop(b); // unitd closed it itself: counted too
+        assert_eq!(open.load(Ordering::Acquire), 0);
+    }
+}
