@@ -51,7 +51,9 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["test", "--workspace"])
             .args(args)
             .current_dir(root()),
-    )
+    )?;
+    // Every fuzz target for a bounded time; a crash fails the run.
+    crate::fuzz::ci()
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line
