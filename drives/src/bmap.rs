@@ -149,7 +149,8 @@ impl BlockMap {
     pub fn parse(xml: &str) -> std::result::Result<BlockMap, String> {
         // First the checks that can name the line that is wrong.
         check_ranges(xml)?;
-        let b: xml::Bmap = quick_xml::de::from_str(xml).map_err(|e| format!("cannot parse: {e}"))?;
+        let b: xml::Bmap =
+            quick_xml::de::from_str(xml).map_err(|e| format!("cannot parse: {e}"))?;
         if !b.checksum_type.trim().eq_ignore_ascii_case("sha256") {
             return Err(format!(
                 "checksum type `{}`: only sha256 bmaps (format 2) are supported",
@@ -287,7 +288,7 @@ mod tests {
         assert_eq!(map.ranges[2].offset, 255 * 4096);
     }
 
-    // Found by the bmap fuzz target: bmap-parser unwrapped the range
+    // Found writing the bmap fuzz target: bmap-parser unwrapped the range
     // numbers and did unchecked block arithmetic (panics, or wrapped
     // lengths in a release build), on a file a client can upload.
     #[test]
@@ -305,8 +306,14 @@ mod tests {
     #[test]
     fn fuzz_bmap_block_numbers_past_the_image_or_u64_are_refused_not_a_panic() {
         refused(&bmap(1 << 20, &["256"]), "outside the image");
-        refused(&bmap(1 << 20, &["18446744073709551615"]), "outside the image");
-        refused(&bmap(1 << 20, &["0-18446744073709551615"]), "outside the image");
+        refused(
+            &bmap(1 << 20, &["18446744073709551615"]),
+            "outside the image",
+        );
+        refused(
+            &bmap(1 << 20, &["0-18446744073709551615"]),
+            "outside the image",
+        );
         refused(&bmap(1 << 20, &["5-9", "7"]), "overlaps");
         let zero = bmap(1 << 20, &["0"]).replace("<BlockSize> 4096", "<BlockSize> 0");
         refused(&zero, "BlockSize is 0");

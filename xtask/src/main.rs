@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 mod bench;
+mod fuzz;
 mod image;
 mod qemu;
 mod test;
@@ -15,6 +16,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test [--quick]          install what the tests need, then run every test
   bench [NAME...]         run benchmarks (sftp, write, tui, boot); results go to BENCHMARKS.md
+  fuzz [TARGET] [--secs N]
+                          run the fuzz targets (cargo-fuzz), N seconds each (default 60)
   image [--authorized-keys FILE] [--out PATH]
                           build the bootable unit image (target/unit.img)
   qemu [--sticks N] [--port P] [--iso FILE] [--uefi|--secure-boot|--direct] [--pc]
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "image" => image::run(rest),
         "qemu" => qemu::run(rest),
         "help" | "--help" | "-h" => {

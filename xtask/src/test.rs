@@ -79,7 +79,9 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["test", "--workspace"])
             .args(args)
             .current_dir(root()),
-    )
+    )?;
+    // Every fuzz target for a bounded time; a crash fails the run.
+    crate::fuzz::ci()
 }
 
 /// True when `python3 -c "import MODULE"` works.

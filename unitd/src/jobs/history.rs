@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use copyunit_model::{Job, JobState, Phase};
+use copyunit_model::{Job, JobId, JobState, Phase};
 use serde::{Deserialize, Serialize};
 
 /// Finished jobs kept, in memory and in the file; older ones are dropped.
@@ -71,12 +71,22 @@ impl History {
             }
         }
         bound(&mut jobs);
+        // Ids are counted up from 1; one at u64::MAX leaves no next id (the
+        // file is not one unitd wrote): start a new history, as for an
+        // unreadable file.
         let next = jobs
             .iter()
-            .map(|j| j.id + 1)
-            .max()
-            .unwrap_or(1)
-            .max(file.next_id);
+            .try_fold(file.next_id.max(1), |next, j| {
+                j.id.checked_add(1).map(|after| next.max(after))
+            })
+            .filter(|&next| next < JobId::MAX);
+        let Some(next) = next else {
+            tracing::warn!(
+                "job history {}: a job id has no successor: starting a new one",
+                self.path.display()
+            );
+            return (Vec::new(), 1);
+        };
         (jobs, next)
     }
 
@@ -94,5 +104,58 @@ impl History {
         if let Err(e) = result {
             tracing::error!("cannot save the job history {}: {e}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use copyunit_model::JobTarget;
+
+    fn history(name: &str, next_id: u64, jobs: Vec<Job>) -> History {
+        let dir = std::env::temp_dir().join(format!("unitd-history-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".copyunit")).unwrap();
+        let file = HistoryFile {
+            version: 1,
+            next_id,
+            jobs,
+        };
+        let json = serde_json::to_vec(&file).unwrap();
+        std::fs::write(dir.join(".copyunit/jobs.json"), json).unwrap();
+        History::new(&dir)
+    }
+
+    fn job(id: JobId, state: JobState) -> Job {
+        Job {
+            id,
+            state,
+            targets: vec![JobTarget {
+                drive: "sdb".into(),
+                phase: Phase::Write,
+                ..JobTarget::default()
+            }],
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn running_jobs_load_as_interrupted_and_ids_go_on_after_the_last() {
+        let h = history("running", 2, vec![job(7, JobState::Running)]);
+        let (jobs, next) = h.load();
+        assert_eq!(next, 8);
+        assert_eq!(jobs[0].state, JobState::Interrupted);
+        assert_eq!(jobs[0].targets[0].phase, Phase::Failed);
+    }
+
+    // Found writing the job_history fuzz target: `id + 1` overflowed (a panic
+    // with overflow checks; without, next id 0 and duplicate ids).
+    #[test]
+    fn fuzz_job_history_with_the_largest_id_starts_a_new_history_not_a_panic() {
+        let h = history("max-id", 1, vec![job(u64::MAX, JobState::Done)]);
+        assert_eq!(h.load(), (Vec::new(), 1));
+        // A next id with no successor is the same damage.
+        let h = history("max-next", u64::MAX, vec![job(3, JobState::Done)]);
+        assert_eq!(h.load(), (Vec::new(), 1));
     }
 }
