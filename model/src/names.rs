@@ -48,7 +48,10 @@ impl std::fmt::Display for NameError {
                 "file name is not valid UTF-8: rename the file, or set your client to send UTF-8 names"
             ),
             NameError::Invisible => {
-                write!(f, "file name contains an invisible direction or format character")
+                write!(
+                    f,
+                    "file name contains an invisible direction or format character"
+                )
             }
         }
     }

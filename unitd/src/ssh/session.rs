@@ -21,9 +21,9 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::sync::{mpsc, oneshot};
 
-use super::channel::{self, Backpressure, Door, Slot};
 use super::auth;
 use super::authorized_keys::{KeyOptions, Run};
+use super::channel::{self, Backpressure, Door, Slot};
 use crate::commands::{self, Io, Stdin, StdinMsg};
 use crate::dashboard;
 use crate::limited;
