@@ -293,9 +293,9 @@ mod tests {
     // lengths in a release build), on a file a client can upload.
     #[test]
     fn fuzz_bmap_range_that_is_not_a_number_is_refused_not_a_panic() {
-        refused(&bmap(1 << 20, &["x-1"]), "not a number");
-        refused(&bmap(1 << 20, &["1-"]), "not a number");
-        refused(&bmap(1 << 20, &[""]), "not a number");
+        refused(&bmap(1 << 20, &["x-1"]), "line 11: range `x-1` is not");
+        refused(&bmap(1 << 20, &["1-"]), "is not `first-last` block numbers");
+        refused(&bmap(1 << 20, &[""]), "is not `first-last` block numbers");
     }
 
     #[test]
@@ -305,18 +305,15 @@ mod tests {
 
     #[test]
     fn fuzz_bmap_block_numbers_past_the_image_or_u64_are_refused_not_a_panic() {
-        refused(&bmap(1 << 20, &["256"]), "outside the image");
+        refused(&bmap(1 << 20, &["256"]), "starts past the image");
         refused(
             &bmap(1 << 20, &["18446744073709551615"]),
-            "outside the image",
+            "starts past the image",
         );
-        refused(
-            &bmap(1 << 20, &["0-18446744073709551615"]),
-            "outside the image",
-        );
+        refused(&bmap(1 << 20, &["0-18446744073709551615"]), "is too long");
         refused(&bmap(1 << 20, &["5-9", "7"]), "overlaps");
         let zero = bmap(1 << 20, &["0"]).replace("<BlockSize> 4096", "<BlockSize> 0");
-        refused(&zero, "BlockSize is 0");
+        refused(&zero, "<BlockSize> is 0");
     }
 
     #[test]
@@ -324,7 +321,7 @@ mod tests {
         let sha1 = bmap(8192, &["0"]).replace("sha256", "sha1");
         refused(&sha1, "only sha256");
         let short = bmap(8192, &["0"]).replace(SHA, "cdcd");
-        refused(&short, "no SHA-256 checksum");
+        refused(&short, "no SHA-256");
     }
 
     fn bmap_lines(ranges: &str) -> String {

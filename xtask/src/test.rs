@@ -76,7 +76,7 @@ pub fn run(args: &[String]) -> Result<()> {
     ])?;
     run_counted(
         Command::new("cargo")
-            .args(["test", "--workspace"])
+            .args(["test", "--workspace", "--no-fail-fast"])
             .args(args)
             .current_dir(root()),
     )?;
