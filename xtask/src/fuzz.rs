@@ -73,8 +73,9 @@ fn fuzz(targets: &[String], secs: u64) -> Result<()> {
             .arg(&seeds)
             .arg("--")
             .arg(format!("-max_total_time={secs}"))
-            // A single input taking this long is a hang (a finding too).
-            .arg("-timeout=30")
+            // A single input (at most 4 KiB) taking this long is a hang,
+            // a finding too: e.g. a sparse upload hashed for minutes.
+            .arg("-timeout=10")
             .arg("-rss_limit_mb=4096")
             .status()
             .context("could not start cargo fuzz")?;
