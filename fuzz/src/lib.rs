@@ -12,12 +12,15 @@ impl TempDir {
     pub fn new() -> TempDir {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // tmpfs where there is one: the store fsyncs every metadata write.
+        // `cargo xtask fuzz` mounts a small tmpfs for the stores
+        // (COPYUNIT_FUZZ_SCRATCH): the store caps sizes and holes by its free
+        // space, so there no input can make a unit hash gigabytes of holes.
+        // Else tmpfs where there is one: the store fsyncs every metadata write.
         let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
+        let base = match std::env::var_os("COPYUNIT_FUZZ_SCRATCH") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm.to_path_buf(),
+            None => std::env::temp_dir(),
         };
         let dir = base.join(format!("copyunit-fuzz-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

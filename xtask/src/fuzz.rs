@@ -61,20 +61,26 @@ fn fuzz(targets: &[String], secs: u64) -> Result<()> {
         build.arg(one);
     }
     run_cmd(&mut build)?;
+    let scratch = Scratch::mount(&root.join("fuzz/target/scratch"));
     let mut crashed = Vec::new();
     for t in targets {
         let found = root.join("fuzz/target/corpus").join(t);
         std::fs::create_dir_all(&found).with_context(|| format!("creating {}", found.display()))?;
         let seeds = root.join("fuzz/corpus").join(t);
         eprintln!("xtask fuzz: {t} for {secs} s");
-        let status = cargo_fuzz(&root)
+        let mut run = cargo_fuzz(&root);
+        if let Some(dir) = &scratch.dir {
+            run.env("COPYUNIT_FUZZ_SCRATCH", dir);
+        }
+        let status = run
             .args(["run", "--debug-assertions", t])
             .arg(&found)
             .arg(&seeds)
             .arg("--")
             .arg(format!("-max_total_time={secs}"))
-            // A single input taking this long is a hang (a finding too).
-            .arg("-timeout=30")
+            // A single input (at most 4 KiB) taking this long is a hang,
+            // a finding too: e.g. a sparse upload hashed for minutes.
+            .arg("-timeout=10")
             .arg("-rss_limit_mb=4096")
             .status()
             .context("could not start cargo fuzz")?;
@@ -93,6 +99,50 @@ fn fuzz(targets: &[String], secs: u64) -> Result<()> {
         targets.len()
     );
     Ok(())
+}
+
+/// A small tmpfs for the targets' stores, mounted for the run: the store
+/// caps what a client may make it hold (sizes, holes) by its free space, so
+/// on a small filesystem every input stays quick to serve, while on the
+/// machine's big disks a legitimate 16 GiB size would take a minute to hash
+/// and count as a hang. Without root (no mount) the targets use /dev/shm.
+struct Scratch {
+    dir: Option<std::path::PathBuf>,
+    mounted: bool,
+}
+
+impl Scratch {
+    fn mount(dir: &Path) -> Scratch {
+        if std::fs::create_dir_all(dir).is_err() {
+            return Scratch {
+                dir: None,
+                mounted: false,
+            };
+        }
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256m,mode=0700", "copyunit-fuzz"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!(
+                "xtask fuzz: could not mount a tmpfs at {} (not root?): the stores use /dev/shm",
+                dir.display()
+            );
+        }
+        Scratch {
+            dir: mounted.then(|| dir.to_path_buf()),
+            mounted,
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let (true, Some(dir)) = (self.mounted, &self.dir) {
+            let _ = Command::new("umount").arg(dir).status();
+        }
+    }
 }
 
 /// The targets: one file each in `fuzz/fuzz_targets/`.
