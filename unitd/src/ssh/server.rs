@@ -125,13 +125,14 @@ pub struct Startups {
 }
 
 impl Startups {
-    /// OpenSSH's 10:30:100 has start at a tenth of full; with our small
-    /// `full` (16) that would drop a second parallel login already, so
-    /// early drop starts at half.
+    /// OpenSSH's 10:30:100: early drop starts at 10 connections logging in
+    /// (at least half of a smaller `full`), so an admin's script running
+    /// as many parallel uploads as `max_per_address` allows one address is
+    /// never dropped early.
     pub fn for_limit(full: usize) -> Startups {
         let full = full.max(1);
         Startups {
-            start: full.div_ceil(2),
+            start: full.min(10).max(full.div_ceil(2)),
             rate: 30,
             full,
         }
@@ -578,10 +579,10 @@ mod tests {
     #[test]
     fn early_drop_rises_from_rate_at_start_to_all_at_full() {
         let s = Startups::for_limit(16);
-        assert_eq!((s.start, s.rate, s.full), (8, 30, 16));
-        assert_eq!(s.drop_percent(7), 0);
-        assert_eq!(s.drop_percent(8), 30);
-        assert_eq!(s.drop_percent(12), 65);
+        assert_eq!((s.start, s.rate, s.full), (10, 30, 16));
+        assert_eq!(s.drop_percent(9), 0);
+        assert_eq!(s.drop_percent(10), 30);
+        assert_eq!(s.drop_percent(13), 65);
         assert_eq!(s.drop_percent(16), 100);
         assert_eq!(Startups::for_limit(1).drop_percent(0), 0);
         assert_eq!(Startups::for_limit(1).drop_percent(1), 100);
@@ -608,9 +609,10 @@ mod tests {
         // Past `start`, an address already logging in is dropped early...
         let adm2 = Admission::new(&limits());
         let mut held2 = Vec::new();
-        for _ in 0..8 {
+        for i in 0..10 {
+            let from = if i % 2 == 0 { a } else { b };
             let conn = dummy();
-            held2.push((adm2.admit(a, 99, Arc::downgrade(&conn)).unwrap(), conn));
+            held2.push((adm2.admit(from, 99, Arc::downgrade(&conn)).unwrap(), conn));
         }
         let conn = dummy();
         assert_eq!(
