@@ -14,9 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let keys = Keys::new(&path);
     let listed = keys.list();
     let _ = keys.pairing();
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = keys.add(text);
+    // Line by line, as sshd reads it (bytes: a Latin-1 comment is fine).
+    for line in data.split(|b| *b == b'\n') {
+        let _ = unitd::ssh::authorized_keys::parse_line(line);
     }
+    let _ = keys.add(data);
     for key in listed {
         let _ = keys.remove(&key.fingerprint);
     }
