@@ -74,14 +74,17 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
         ("/usr/bin/syslinux", "syslinux"),
     ])?;
-    run_counted(
+    let total = run_counted(
         Command::new("cargo")
             .args(["test", "--workspace", "--no-fail-fast"])
             .args(args)
             .current_dir(root()),
     )?;
     // Every fuzz target for a bounded time; a crash fails the run.
-    crate::fuzz::ci()
+    crate::fuzz::ci()?;
+    // The tests' sum again as the last line, after the fuzzers' output.
+    println!("{total}");
+    Ok(())
 }
 
 /// True when `python3 -c "import MODULE"` works.
@@ -136,7 +139,7 @@ fn ensure_pip(needs: &[(&str, &str)]) -> Result<()> {
 
 /// Runs `cargo test`, passing its output through, and ends with one line
 /// adding up every test binary's result: `total: N passed, N failed, N skipped`.
-fn run_counted(cmd: &mut Command) -> Result<()> {
+fn run_counted(cmd: &mut Command) -> Result<String> {
     use std::io::{BufRead, BufReader, Write};
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
@@ -163,9 +166,10 @@ fn run_counted(cmd: &mut Command) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("total: {passed} passed, {failed} failed, {ignored} skipped");
+    let total = format!("total: {passed} passed, {failed} failed, {ignored} skipped");
+    println!("{total}");
     if !status.success() {
         anyhow::bail!("cargo test failed with {status}");
     }
-    Ok(())
+    Ok(total)
 }
