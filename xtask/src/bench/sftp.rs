@@ -362,6 +362,10 @@ fn client_command(env: &Env, client: &str, server: &Server) -> Result<Command> {
             c.arg("--config")
                 .arg(env.work.join("rclone.conf"))
                 .arg("copyto")
+                // Every round uploads the same file to the same name: unitd
+                // keeps the client's mtime, so without this rclone would
+                // (rightly) skip the unchanged file and measure nothing.
+                .arg("--ignore-times")
                 .arg(&env.src)
                 .arg(format!("bench:{dest}"))
                 .env("RCLONE_CONFIG_BENCH_TYPE", "sftp")
