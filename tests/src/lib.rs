@@ -315,9 +315,12 @@ impl Unit {
         c
     }
 
-    /// Runs an `sftp -b` batch script.
+    /// Runs an `sftp -b` batch script (each run with its own batch file:
+    /// safe to run in parallel).
     pub fn sftp(&self, script: &str) -> Output {
-        let batch = self.dir.path().join("batch");
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let batch = self.dir.path().join(format!("batch-{n}"));
         fs::write(&batch, script).unwrap();
         self.sftp_command()
             .arg("-b")

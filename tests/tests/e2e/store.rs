@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use copyunit_tests::*;
 
@@ -14,19 +14,6 @@ fn small_store(size: &str) -> (tempfile::TempDir, Tmpfs) {
     let dir = tempfile::tempdir().unwrap();
     let fs = Tmpfs::new(&dir.path().join("small"), size);
     (dir, fs)
-}
-
-/// One `sftp -b` batch run with its own batch file (safe to run in parallel).
-fn sftp_batch(unit: &Unit, tag: &str, script: &str) -> Output {
-    let batch = unit.dir.path().join(format!("batch-{tag}"));
-    fs::write(&batch, script).unwrap();
-    unit.sftp_command()
-        .arg("-b")
-        .arg(&batch)
-        .arg("admin@127.0.0.1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("sftp runs")
 }
 
 /// Names in `images --json` (images only).
@@ -79,7 +66,7 @@ fn two_publishes_at_once_share_one_temp_file() {
         .enumerate()
         .map(|(i, s)| format!("put {} old{i}.img\n", s.display()))
         .collect();
-    let out = sftp_batch(&unit, "seed", &seed);
+    let out = unit.sftp(&seed);
     assert!(out.status.success(), "{}", stderr(&out));
     // Rounds of parallel uploads (real sftp closes at once), each with `rm`s
     // of earlier images running beside them.
@@ -94,11 +81,7 @@ fn two_publishes_at_once_share_one_temp_file() {
                     let (unit, src) = (&unit, &srcs[i]);
                     s.spawn(move || {
                         let name = format!("r{round}-{i}.img");
-                        let out = sftp_batch(
-                            unit,
-                            &format!("{round}-{i}"),
-                            &format!("put {} {name}\n", src.display()),
-                        );
+                        let out = unit.sftp(&format!("put {} {name}\n", src.display()));
                         (name, out.status.success())
                     })
                 })
